@@ -1,0 +1,176 @@
+"""Bitmaps and the one drawing operation: warp a bitmap onto the canvas and blend it.
+
+Canvases are RGB ``uint8`` arrays (height, width, 3). A :class:`Bitmap` is RGB (opaque)
+or RGBA with *premultiplied* alpha, so bilinear resampling of edges stays correct.
+Every per-pixel operation is one OpenCV or NumPy call: Python only chooses them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps
+
+Array = npt.NDArray[np.uint8]
+Matrix = npt.NDArray[np.float64]  # 2x3 affine, source pixel -> canvas pixel
+
+
+@dataclasses.dataclass(frozen=True)
+class Bitmap:
+    pixels: Array
+
+    @property
+    def opaque(self) -> bool:
+        return self.pixels.shape[2] == 3
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+
+def from_pil(image: Image.Image) -> Bitmap:
+    """A Pillow image as a Bitmap; RGBA is premultiplied once here."""
+    if image.mode == "RGBA":
+        arr = np.asarray(image, dtype=np.uint8)
+        if int(arr[:, :, 3].min()) == 255:
+            return Bitmap(np.ascontiguousarray(arr[:, :, :3]))
+        alpha = arr[:, :, 3:4].astype(np.uint16)
+        rgb = (arr[:, :, :3].astype(np.uint16) * alpha + 127) // 255
+        return Bitmap(np.concatenate([rgb.astype(np.uint8), arr[:, :, 3:4]], axis=2))
+    return Bitmap(np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8)))
+
+
+def load_image(path: Path, max_side: float | None = None) -> Bitmap:
+    """Decode a still once (EXIF orientation applied), shrunk with area averaging so
+    that its longer side is at most ``max_side``: later warps then never minify much."""
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)
+        img = img.convert("RGBA") if img.mode in ("RGBA", "LA", "P", "PA") else img.convert("RGB")
+        bitmap = from_pil(img)
+    if max_side and max(bitmap.width, bitmap.height) > max_side * 1.05:
+        k = max_side / max(bitmap.width, bitmap.height)
+        size = (max(1, round(bitmap.width * k)), max(1, round(bitmap.height * k)))
+        bitmap = Bitmap(cv2.resize(bitmap.pixels, size, interpolation=cv2.INTER_AREA))
+    return bitmap
+
+
+def parse_color(value: str) -> tuple[int, int, int, int]:
+    """'#rgb', '#rgba', '#rrggbb' or '#rrggbbaa' -> (r, g, b, a)."""
+    h = value.lstrip("#")
+    if len(h) in (3, 4):
+        h = "".join(c * 2 for c in h)
+    if len(h) == 6:
+        h += "ff"
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16), int(h[6:8], 16)
+
+
+def affine(
+    scale_x: float, scale_y: float, tx: float, ty: float
+) -> Matrix:
+    return np.array([[scale_x, 0.0, tx], [0.0, scale_y, ty]], dtype=np.float64)
+
+
+def compose(outer: Matrix, inner: Matrix) -> Matrix:
+    """outer ∘ inner for 2x3 affine matrices."""
+    o = np.vstack([outer, [0.0, 0.0, 1.0]])
+    i = np.vstack([inner, [0.0, 0.0, 1.0]])
+    return (o @ i)[:2]
+
+
+def _bounds(matrix: Matrix, width: int, height: int) -> tuple[float, float, float, float]:
+    corners = np.array([[0, 0, 1], [width, 0, 1], [0, height, 1], [width, height, 1]], float)
+    pts = corners @ matrix.T
+    return pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()
+
+
+def draw(canvas: Array, bitmap: Bitmap, matrix: Matrix, opacity: float = 1.0) -> None:
+    """Warp ``bitmap`` by ``matrix`` onto ``canvas`` (bilinear, sub-pixel) and blend it."""
+    if opacity <= 0.0:
+        return
+    left, top, right, bottom = _bounds(matrix, bitmap.width, bitmap.height)
+    x0, y0 = max(0, math.floor(left)), max(0, math.floor(top))
+    x1 = min(canvas.shape[1], math.ceil(right))
+    y1 = min(canvas.shape[0], math.ceil(bottom))
+    if x1 <= x0 or y1 <= y0:
+        return
+    # The matrix maps continuous coordinates (pixel edges at integers); OpenCV samples at
+    # pixel centres, so shift by half a pixel on both sides.
+    local = matrix.copy()
+    local[:, 2] += local[:, :2].sum(axis=1) * 0.5 - 0.5
+    local[0, 2] -= x0
+    local[1, 2] -= y0
+    roi = canvas[y0:y1, x0:x1]
+    size = (x1 - x0, y1 - y0)
+    if bitmap.opaque:
+        # Axis-aligned: the ROI is exactly the bitmap's footprint, so replicating its edge
+        # avoids a seam of background at fractional borders. Rotated: leave the canvas
+        # outside the source untouched.
+        upright = matrix[0, 1] == 0.0 and matrix[1, 0] == 0.0
+        border = cv2.BORDER_REPLICATE if upright else cv2.BORDER_TRANSPARENT
+        if opacity >= 1.0:
+            cv2.warpAffine(bitmap.pixels, local, size, dst=roi, flags=cv2.INTER_LINEAR,
+                           borderMode=border)
+        else:
+            patch = roi.copy()
+            cv2.warpAffine(bitmap.pixels, local, size, dst=patch, flags=cv2.INTER_LINEAR,
+                           borderMode=border)
+            cv2.addWeighted(patch, opacity, roi, 1.0 - opacity, 0.0, dst=roi)
+        return
+    patch = cv2.warpAffine(bitmap.pixels, local, size, flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+    blend_premultiplied(roi, patch, opacity)
+
+
+def warp_rgba(pixels: Array, matrix: Matrix, size: tuple[int, int]) -> Array:
+    """Warp premultiplied RGBA into a new transparent image of ``size`` (width, height)."""
+    local = matrix.copy()
+    local[:, 2] += local[:, :2].sum(axis=1) * 0.5 - 0.5
+    out: Array = cv2.warpAffine(pixels, local, size, flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+    return out
+
+
+def blend_premultiplied(roi: Array, patch: Array, opacity: float = 1.0) -> None:
+    """roi = patch * opacity + roi * (1 - alpha * opacity), in place."""
+    alpha = patch[:, :, 3]
+    if not alpha.any():
+        return
+    keep = 1.0 - alpha.astype(np.float32) * (opacity / 255.0)
+    out = roi.astype(np.float32) * keep[:, :, None]
+    out += patch[:, :, :3].astype(np.float32) * opacity
+    np.clip(out + 0.5, 0, 255, out=out)
+    roi[:] = out.astype(np.uint8)
+
+
+def fit_matrix(
+    src_w: int, src_h: int, box: tuple[float, float, float, float], fit: str, zoom: float = 1.0,
+    focus: tuple[float, float] = (0.5, 0.5),
+) -> Matrix:
+    """Map a source of src_w x src_h into ``box`` (x, y, w, h) by cover/contain/fill.
+
+    ``zoom`` > 1 magnifies around a point; ``focus`` (0..1 each) says which part of the
+    free room the view sits on, so moving it pans without ever showing an edge.
+    """
+    bx, by, bw, bh = box
+    if fit == "fill":
+        sx, sy = bw / src_w, bh / src_h
+    else:
+        pick = max if fit == "cover" else min
+        sx = sy = pick(bw / src_w, bh / src_h)
+    sx, sy = sx * zoom, sy * zoom
+    shown_w, shown_h = src_w * sx, src_h * sy
+    # Free room: how far the scaled source overhangs the box (negative when it is smaller,
+    # in which case it is centred, as contain expects).
+    room_x, room_y = shown_w - bw, shown_h - bh
+    tx = bx - (room_x * focus[0] if room_x > 0 else room_x / 2)
+    ty = by - (room_y * focus[1] if room_y > 0 else room_y / 2)
+    return affine(sx, sy, tx, ty)

@@ -1,0 +1,282 @@
+"""From a file (or a dict) to a validated, resolved :class:`Project`.
+
+Steps, each with errors that name the field or file:
+parse JSON -> fill templates -> validate with pydantic -> check limits -> resolve and check
+every asset (inside the project folder, present, readable media).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pydantic
+from PIL import Image, UnidentifiedImageError
+
+from framefarm import errors
+from framefarm.document import models, templates
+from framefarm.ffmpeg import probe
+from framefarm.limits import Limits
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+CAPTION_SUFFIXES = {".srt", ".vtt"}
+FONT_SUFFIXES = {".ttf", ".otf", ".ttc"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Project:
+    """A valid document with its assets resolved to absolute paths and probed."""
+
+    document: models.Document
+    base_dir: Path
+    assets: Mapping[str, Path]
+    media: Mapping[Path, probe.MediaInfo]
+    limits: Limits
+
+    def asset(self, src: str) -> Path:
+        return self.assets[src]
+
+
+def read_json(path: Path, what: str = "document") -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise errors.DocumentError(f"{what} {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise errors.DocumentError(f"{what} {path}: cannot be read ({exc})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise errors.DocumentError(
+            f"{what} {path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+
+
+def load(
+    source: Path | Mapping[str, Any],
+    *,
+    data: Mapping[str, Any] | None = None,
+    base_dir: Path | None = None,
+    limits: Limits | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    check_assets: bool = True,
+) -> Project:
+    """Load a document from a path or a dict; ``overrides`` replace ``output`` fields."""
+    limits = limits or Limits()
+    if isinstance(source, Path):
+        raw = read_json(source)
+        base_dir = base_dir or source.resolve().parent
+    else:
+        raw = dict(source)
+        base_dir = base_dir or Path.cwd()
+    if not isinstance(raw, dict):
+        raise errors.DocumentError("the document must be a JSON object with 'scenes'")
+    resolved = templates.resolve(raw, data)
+    if overrides:
+        output = dict(resolved.get("output") or {})
+        output.update({k: v for k, v in overrides.items() if v is not None})
+        if "size" in overrides and overrides["size"] is not None:
+            output.pop("width", None)
+            output.pop("height", None)
+        resolved["output"] = output
+    document = validate(resolved)
+    check_limits(document, limits)
+    base_dir = base_dir.resolve()
+    assets = _resolve_assets(document, base_dir, limits) if check_assets else {}
+    media = _probe_media(document, assets) if check_assets else {}
+    return Project(document=document, base_dir=base_dir, assets=assets, media=media,
+                   limits=limits)
+
+
+def validate(raw: Mapping[str, Any]) -> models.Document:
+    try:
+        return models.Document.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        problems = [format_error(e) for e in exc.errors()]
+        raise errors.DocumentError(
+            f"the document has {len(problems)} error(s)", problems
+        ) from None
+
+
+def format_error(error: Any) -> str:
+    """One pydantic error as ``scenes[0].layers[1].size: <what was expected>``."""
+    # Discriminated unions add the tag ("text") to the location; it is not a JSON key.
+    loc = tuple(
+        part for i, part in enumerate(error["loc"])
+        if not (part in models.LAYER_TYPES and i > 0 and isinstance(error["loc"][i - 1], int))
+    )
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown field (check the spelling)"
+    elif error["type"] == "missing":
+        message = "required field is missing"
+    return f"{templates.json_path(loc)}: {message}"
+
+
+def check_limits(doc: models.Document, limits: Limits) -> None:
+    problems: list[str] = []
+    width, height = output_size(doc.output)
+    if width > limits.max_width or height > limits.max_height:
+        problems.append(
+            f"output: {width}x{height} is larger than the limit "
+            f"{limits.max_width}x{limits.max_height}"
+        )
+    elif width * height > limits.max_pixels:
+        problems.append(f"output: {width}x{height} has more than {limits.max_pixels} pixels")
+    if doc.output.fps > limits.max_fps:
+        problems.append(f"output.fps: {doc.output.fps} is above the limit {limits.max_fps}")
+    if doc.output.chunks > limits.max_chunks:
+        problems.append(f"output.chunks: {doc.output.chunks} is above {limits.max_chunks}")
+    if len(doc.scenes) > limits.max_scenes:
+        problems.append(f"scenes: {len(doc.scenes)} scenes, the limit is {limits.max_scenes}")
+    fixed = sum(s.duration for s in doc.scenes if isinstance(s.duration, float | int))
+    autos = sum(s.auto.max for s in doc.scenes if s.duration == "auto")
+    if fixed + autos > limits.max_duration:
+        problems.append(
+            f"scenes: the video would last up to {fixed + autos:.0f} s, "
+            f"the limit is {limits.max_duration:.0f} s"
+        )
+    total_layers = 0
+    for i, scene in enumerate(doc.scenes):
+        total_layers += len(scene.layers)
+        if len(scene.layers) > limits.max_layers_per_scene:
+            problems.append(f"scenes[{i}].layers: {len(scene.layers)} layers, "
+                            f"the limit is {limits.max_layers_per_scene}")
+        for j, layer in enumerate(scene.layers):
+            if isinstance(layer, models.TextLayer) and len(layer.text) > limits.max_text_length:
+                problems.append(f"scenes[{i}].layers[{j}].text: {len(layer.text)} characters, "
+                                f"the limit is {limits.max_text_length}")
+    if total_layers > limits.max_layers:
+        problems.append(f"scenes: {total_layers} layers in all, the limit is {limits.max_layers}")
+    if problems:
+        raise errors.DocumentError("the document is outside the limits", problems)
+
+
+SIZE_PRESETS = {"360p": 360, "480p": 480, "720p": 720, "1080p": 1080, "1440p": 1440,
+                "2160p": 2160}
+ASPECTS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1), "4:5": (4, 5)}
+
+
+def output_size(output: models.Output) -> tuple[int, int]:
+    """Width and height in pixels, both even (H.264 with 4:2:0 needs that)."""
+    if output.width is not None and output.height is not None:
+        w, h = output.width, output.height
+    else:
+        short = SIZE_PRESETS[output.size]
+        aw, ah = ASPECTS[output.aspect]
+        if aw >= ah:
+            h, w = short, round(short * aw / ah)
+        else:
+            w, h = short, round(short * ah / aw)
+    return w - w % 2, h - h % 2
+
+
+def iter_assets(doc: models.Document) -> Iterator[tuple[str, str, set[str]]]:
+    """Every asset reference as (json path, src, allowed suffixes or empty for media)."""
+    media: set[str] = set()
+    for i, font in enumerate(doc.fonts):
+        yield f"fonts[{i}].src", font.src, FONT_SUFFIXES
+    if doc.music:
+        yield "music.src", doc.music.src, media
+    for i, scene in enumerate(doc.scenes):
+        if scene.background_image:
+            yield f"scenes[{i}].background_image", scene.background_image, IMAGE_SUFFIXES
+        if scene.voiceover:
+            yield f"scenes[{i}].voiceover.src", scene.voiceover.src, media
+        for j, layer in enumerate(scene.layers):
+            where = f"scenes[{i}].layers[{j}]"
+            if isinstance(layer, models.ImageLayer):
+                yield f"{where}.src", layer.src, IMAGE_SUFFIXES
+            elif isinstance(layer, models.VideoLayer):
+                yield f"{where}.src", layer.src, media
+            elif isinstance(layer, models.CaptionsLayer):
+                yield f"{where}.src", layer.src, CAPTION_SUFFIXES
+            elif isinstance(layer, models.SlidesLayer):
+                for k, slide in enumerate(layer.images):
+                    yield f"{where}.images[{k}].src", slide.src, IMAGE_SUFFIXES
+
+
+def safe_path(base_dir: Path, src: str, where: str) -> Path:
+    """Resolve ``src`` inside ``base_dir``; anything that escapes it is refused."""
+    if "\x00" in src or not src.strip():
+        raise errors.AssetError(f"{where}: {src!r} is not a valid path")
+    if "://" in src:
+        raise errors.AssetError(
+            f"{where}: {src!r}: remote URLs are not fetched by the renderer; "
+            "give a path inside the document's folder"
+        )
+    candidate = Path(src)
+    if candidate.is_absolute():
+        raise errors.AssetError(f"{where}: {src!r} is absolute; give a path relative to the "
+                                "document's folder")
+    resolved = (base_dir / candidate).resolve()
+    if not resolved.is_relative_to(base_dir):
+        raise errors.AssetError(f"{where}: {src!r} points outside the document's folder")
+    return resolved
+
+
+def _resolve_assets(doc: models.Document, base_dir: Path, limits: Limits) -> dict[str, Path]:
+    assets: dict[str, Path] = {}
+    problems: list[str] = []
+    for where, src, suffixes in iter_assets(doc):
+        try:
+            path = safe_path(base_dir, src, where)
+        except errors.AssetError as exc:
+            problems.append(str(exc))
+            continue
+        if not path.is_file():
+            problems.append(f"{where}: {src!r} does not exist")
+            continue
+        if suffixes and path.suffix.lower() not in suffixes:
+            problems.append(f"{where}: {src!r} should be one of {', '.join(sorted(suffixes))}")
+            continue
+        size = path.stat().st_size
+        if size > limits.max_asset_bytes:
+            problems.append(f"{where}: {src!r} is {size} bytes, the limit is "
+                            f"{limits.max_asset_bytes}")
+            continue
+        if not os.access(path, os.R_OK):
+            problems.append(f"{where}: {src!r} is not readable")
+            continue
+        if suffixes is IMAGE_SUFFIXES:
+            problem = _check_image(path, limits)
+            if problem:
+                problems.append(f"{where}: {src!r} {problem}")
+                continue
+        assets[src] = path
+    if problems:
+        raise errors.AssetError(f"{len(problems)} asset problem(s)", problems)
+    return assets
+
+
+def _check_image(path: Path, limits: Limits) -> str | None:
+    try:
+        with Image.open(path) as img:
+            if img.width * img.height > limits.max_image_pixels:
+                return f"is {img.width}x{img.height}, more pixels than the limit"
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return f"is not a readable image ({exc})"
+    return None
+
+
+def _probe_media(doc: models.Document, assets: Mapping[str, Path]) -> dict[Path, probe.MediaInfo]:
+    media: dict[Path, probe.MediaInfo] = {}
+    problems: list[str] = []
+    for where, src, suffixes in iter_assets(doc):
+        if suffixes or src not in assets:
+            continue
+        path = assets[src]
+        if path in media:
+            continue
+        try:
+            media[path] = probe.probe(path)
+        except errors.AssetError as exc:
+            problems.append(f"{where}: {exc}")
+    if problems:
+        raise errors.AssetError(f"{len(problems)} asset problem(s)", problems)
+    return media

@@ -1,0 +1,144 @@
+"""Template resolution on the raw JSON, before validation.
+
+- ``{{name}}`` takes a declared variable (from ``--data`` or its default);
+- ``{{theme.key}}`` takes a theme value;
+- a scene ``{"block": "Name", "props": {...}, ...}`` becomes a copy of ``blocks.Name`` with
+  ``{{props.x}}`` filled in, and the scene's other keys (duration, transition...) on top.
+
+A string that is exactly one placeholder takes the value's own type, so ``"size":
+"{{title_size}}"`` can become a number.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from framefarm import errors
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
+_TEMPLATE_KEYS = ("variables", "blocks")
+
+
+def json_path(parts: tuple[str | int, ...]) -> str:
+    """``("scenes", 2, "layers", 0, "src")`` -> ``scenes[2].layers[0].src``."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(document)"
+
+
+def resolve(raw: dict[str, Any], data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return a copy of ``raw`` with blocks expanded and every placeholder filled."""
+    doc = copy.deepcopy(raw)
+    values = _variable_values(doc.get("variables") or {}, dict(data or {}))
+    theme = doc.get("theme") or {}
+    if not isinstance(theme, dict):
+        raise errors.TemplateError("theme: expected an object of name -> value")
+    scope: dict[str, Any] = dict(values)
+    scope.update({f"theme.{k}": v for k, v in theme.items()})
+
+    scenes = doc.get("scenes")
+    if isinstance(scenes, list):
+        blocks = doc.get("blocks") or {}
+        doc["scenes"] = [
+            _expand_block(scene, blocks, ("scenes", i)) for i, scene in enumerate(scenes)
+        ]
+    problems: list[str] = []
+    for key in list(doc):
+        if key not in _TEMPLATE_KEYS:
+            doc[key] = _fill(doc[key], scope, (key,), problems)
+    if problems:
+        raise errors.TemplateError(
+            f"{len(problems)} template placeholder(s) have no value", problems
+        )
+    return doc
+
+
+def _variable_values(declared: Any, data: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(declared, dict):
+        raise errors.TemplateError("variables: expected an object of name -> definition")
+    problems: list[str] = []
+    unknown = sorted(set(data) - set(declared))
+    if unknown:
+        problems.append(
+            "data gives " + ", ".join(repr(u) for u in unknown) + " which the document "
+            "does not declare in 'variables'"
+        )
+    values: dict[str, Any] = {}
+    for name, spec in declared.items():
+        spec = spec if isinstance(spec, dict) else {}
+        if name in data:
+            values[name] = data[name]
+        elif spec.get("default") is not None:
+            values[name] = spec["default"]
+        elif spec.get("required"):
+            problems.append(f"variables.{name}: required, but --data gives no value")
+    if problems:
+        raise errors.TemplateError("the data does not fit the template", problems)
+    return values
+
+
+def _expand_block(scene: Any, blocks: Any, path: tuple[str | int, ...]) -> Any:
+    if not isinstance(scene, dict) or "block" not in scene:
+        return scene
+    name = scene["block"]
+    if not isinstance(blocks, dict) or name not in blocks:
+        known = ", ".join(sorted(blocks)) if isinstance(blocks, dict) and blocks else "none"
+        raise errors.TemplateError(
+            f"{json_path((*path, 'block'))}: unknown block {name!r} (declared: {known})"
+        )
+    props = scene.get("props") or {}
+    if not isinstance(props, dict):
+        raise errors.TemplateError(f"{json_path((*path, 'props'))}: expected an object")
+    problems: list[str] = []
+    body = _fill(copy.deepcopy(blocks[name]), {f"props.{k}": v for k, v in props.items()},
+                 (*path, f"<block {name}>"), problems, only_prefix="props.")
+    if problems:
+        raise errors.TemplateError(f"block {name!r} used at {json_path(path)} lacks props",
+                                   problems)
+    if not isinstance(body, dict):
+        raise errors.TemplateError(f"blocks.{name}: expected a scene object")
+    for key, value in scene.items():
+        if key not in ("block", "props"):
+            body[key] = value
+    return body
+
+
+def _fill(
+    value: Any,
+    scope: Mapping[str, Any],
+    path: tuple[str | int, ...],
+    problems: list[str],
+    only_prefix: str | None = None,
+) -> Any:
+    if isinstance(value, dict):
+        return {k: _fill(v, scope, (*path, k), problems, only_prefix) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, scope, (*path, i), problems, only_prefix) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "{{" not in value:
+        return value
+
+    def lookup(name: str) -> Any:
+        if only_prefix and not name.startswith(only_prefix):
+            return None  # left for the document-wide pass
+        if name not in scope:
+            problems.append(f"{json_path(path)}: placeholder {{{{{name}}}}} has no value")
+            return ""
+        return scope[name]
+
+    whole = PLACEHOLDER.fullmatch(value.strip())
+    if whole:
+        found = lookup(whole.group(1))
+        return value if found is None else found
+
+    def substitute(match: re.Match[str]) -> str:
+        found = lookup(match.group(1))
+        return match.group(0) if found is None else str(found)
+
+    return PLACEHOLDER.sub(substitute, value)
