@@ -1,0 +1,184 @@
+"""The ``framefarm`` command line.
+
+Exit codes: 0 done, 1 the render failed, 2 the document (or its data/assets) is invalid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from framefarm import errors
+from framefarm import engine
+from framefarm.document import loader, models
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="framefarm renders declarative video documents into finished video.",
+)
+err = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+DocArg = Annotated[Path, typer.Argument(help="the video document (JSON)", show_default=False)]
+DataOpt = Annotated[Path | None, typer.Option("--data", help="JSON values for the template's "
+                                              "variables")]
+
+
+def _data(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    value = loader.read_json(path, what="data file")
+    if not isinstance(value, dict):
+        raise errors.DocumentError(f"data file {path}: expected a JSON object of name -> value")
+    return value
+
+
+def _frames(spec: str | None) -> tuple[int, int] | None:
+    if spec is None:
+        return None
+    try:
+        a, b = (int(x) for x in spec.split("-", 1))
+    except ValueError:
+        raise errors.DocumentError(f"--frames {spec!r}: expected START-END, e.g. 0-90") from None
+    return a, b
+
+
+def _fail(exc: BaseException) -> typer.Exit:
+    if isinstance(exc, errors.FramefarmError):
+        label = "invalid" if isinstance(exc, errors.DocumentError) else "failed"
+        err.print(f"[bold red]{label}:[/] ", end="")
+        err.print(str(exc), markup=False, highlight=False)
+        return typer.Exit(exc.exit_code)
+    if os.environ.get("FRAMEFARM_DEBUG"):
+        raise exc
+    err.print(f"[bold red]internal error:[/] {type(exc).__name__}: ", end="")
+    err.print(str(exc), markup=False, highlight=False)
+    err.print("Set FRAMEFARM_DEBUG=1 to see where it happened.")
+    return typer.Exit(1)
+
+
+@app.command()
+def render(
+    document: DocArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="the video file to write")],
+    quality: Annotated[models.Quality | None, typer.Option(help="draft|low|medium|high|max|"
+                                                           "lossless")] = None,
+    size: Annotated[models.SizePreset | None, typer.Option(help="360p ... 2160p")] = None,
+    fps: Annotated[int | None, typer.Option(help="24, 25, 30, 50 or 60")] = None,
+    format: Annotated[models.Format | None, typer.Option(
+        "--format", help="mp4|webm|gif|png (default: from the output's suffix)")] = None,
+    data: DataOpt = None,
+    frames: Annotated[str | None, typer.Option(help="only frames START-END (end exclusive)")]
+    = None,
+    chunks: Annotated[int | None, typer.Option(help="render N frame ranges in parallel, then "
+                                               "join them")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Render a document to a video file.
+
+    Example: framefarm render examples/slideshow.json -o slideshow.mp4 --quality medium
+    """
+    cancel = threading.Event()
+    try:
+        tl = engine.load_timeline(
+            document, data=_data(data), quality=quality, size=size, fps=fps,
+            format=engine.output_format(output, format), chunks=chunks)
+        with Progress(
+            TextColumn("[bold]{task.description:<9}"), BarColumn(), TaskProgressColumn(),
+            MofNCompleteColumn(), TextColumn("frames  {task.fields[speed]}"),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            console=err, disable=quiet, transient=False,
+        ) as bar:
+            task = bar.add_task("prepare", total=None, speed="")
+
+            def show(p: engine.Progress) -> None:
+                bar.update(task, description=p.step, total=p.frames_total,
+                           completed=p.frames_done, speed=f"{p.fps:5.1f} fps")
+
+            result = engine.render(tl, output, frames=_frames(frames), on_progress=show,
+                                   cancel=cancel)
+    except KeyboardInterrupt:
+        cancel.set()
+        err.print("[yellow]cancelled[/]; no output was written")
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        raise _fail(exc) from None
+    out.print(f"[green]wrote[/] {result.output}  {result.width}x{result.height} "
+              f"{result.fps} fps  {result.duration:.2f} s  {result.frames} frames  "
+              f"in {result.elapsed:.1f} s")
+
+
+@app.command()
+def snapshot(
+    document: DocArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="the image (.png or .jpg)")],
+    at: Annotated[float | None, typer.Option(help="time in seconds")] = None,
+    frame: Annotated[int | None, typer.Option(help="frame number")] = None,
+    scene: Annotated[int | None, typer.Option(help="a scene's key frame (0-based index)")]
+    = None,
+    size: Annotated[models.SizePreset | None, typer.Option()] = None,
+    data: DataOpt = None,
+) -> None:
+    """Render one frame to an image, without rendering what comes before it.
+
+    Example: framefarm snapshot examples/slideshow.json --at 3.5 -o frame.png
+    """
+    if sum(x is not None for x in (at, frame, scene)) > 1:
+        err.print("[bold red]invalid:[/] give only one of --at, --frame, --scene")
+        raise typer.Exit(2)
+    try:
+        n = engine.snapshot(document, output, frame=frame, at=at, scene=scene,
+                            data=_data(data), size=size)
+    except Exception as exc:
+        raise _fail(exc) from None
+    out.print(f"[green]wrote[/] {output} (frame {n})")
+
+
+@app.command()
+def validate(document: DocArg, data: DataOpt = None) -> None:
+    """Check a document, its template data and its assets; list every problem.
+
+    Example: framefarm validate examples/story.json --data examples/story.data.json
+    """
+    try:
+        tl = engine.load_timeline(document, data=_data(data))
+    except Exception as exc:
+        raise _fail(exc) from None
+    out.print(f"[green]valid[/]: {len(tl.scenes)} scenes, {tl.total_frames} frames, "
+              f"{tl.duration:.2f} s at {tl.width}x{tl.height} {tl.fps} fps")
+
+
+@app.command()
+def schema() -> None:
+    """Print the document's JSON Schema (for editors' autocompletion).
+
+    Example: framefarm schema > framefarm.schema.json
+    """
+    sys.stdout.write(json.dumps(models.Document.model_json_schema(by_alias=True), indent=2))
+    sys.stdout.write("\n")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

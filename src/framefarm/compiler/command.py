@@ -1,0 +1,38 @@
+"""What the compiler produces: an FFmpeg argument list (without the binary) and what it
+needs from the caller."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class FfmpegCommand:
+    args: tuple[str, ...]
+    """Arguments after the ``ffmpeg`` binary; paths are plain arguments, never in a filter."""
+    frames: int | None = None
+    """Video frames the command writes (for progress), if it writes video."""
+    stdin_frames: tuple[int, int, int] | None = None
+    """(width, height, count) of raw RGB24 frames the caller pipes to stdin, if any."""
+    description: str = ""
+
+    def argv(self, binary: str) -> list[str]:
+        return [binary, *self.args]
+
+
+COMMON = ("-hide_banner", "-nostdin", "-loglevel", "error", "-nostats", "-progress", "pipe:1")
+# With frames on stdin, -nostdin would stop FFmpeg from reading them.
+COMMON_PIPED = ("-hide_banner", "-loglevel", "error", "-nostats", "-progress", "pipe:1")
+
+
+def frame_ranges(total: int, chunks: int) -> list[tuple[int, int]]:
+    """Split [0, total) into ``chunks`` contiguous ranges whose sizes differ by at most one."""
+    chunks = max(1, min(chunks, total))
+    base, extra = divmod(total, chunks)
+    ranges = []
+    start = 0
+    for i in range(chunks):
+        end = start + base + (1 if i < extra else 0)
+        ranges.append((start, end))
+        start = end
+    return ranges

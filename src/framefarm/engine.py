@@ -1,0 +1,354 @@
+"""The engine's front door: ``render`` a document to a file, ``snapshot`` one frame.
+
+A render is: video parts (frame ranges, composited in-process and piped to the encoder),
+the audio mix once, then ``assemble`` (concat by stream copy, mux, faststart, verify).
+The farm runs exactly these steps as tasks: :func:`render_part`, :func:`render_audio`,
+:func:`assemble_parts`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from framefarm import errors
+from framefarm.compiler import assemble, audio, command, encode
+from framefarm.compositor.frame import Compositor
+from framefarm.document import loader, timeline
+from framefarm.document.timeline import Timeline
+from framefarm.ffmpeg import probe, runner
+from framefarm.limits import Limits
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """How far a render is; given to ``on_progress`` callbacks a few times a second."""
+
+    step: str  # "prepare", "render", "assemble", "done"
+    frames_done: int
+    frames_total: int
+    elapsed: float
+    fps: float  # frames per second rendered so far
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.frames_done / self.frames_total if self.frames_total else 100.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left, estimated from the speed so far."""
+        if self.fps <= 0:
+            return None
+        return (self.frames_total - self.frames_done) / self.fps
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderResult:
+    output: Path
+    frames: int
+    duration: float
+    width: int
+    height: int
+    fps: int
+    format: str
+    elapsed: float
+
+
+class _Tracker:
+    """Sums frames done across parallel parts and reports at most every 0.2 s."""
+
+    def __init__(self, total: int, callback: ProgressCallback | None) -> None:
+        self.total = total
+        self._callback = callback
+        self._parts: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self._last = 0.0
+        self.step = "prepare"
+
+    def part(self, index: int) -> Callable[[int], None]:
+        def update(done: int) -> None:
+            with self._lock:
+                self._parts[index] = done
+            self.report()
+
+        return update
+
+    def report(self, step: str | None = None, force: bool = False) -> None:
+        if step:
+            self.step = step
+        now = time.monotonic()
+        if not self._callback or (not force and now - self._last < 0.2):
+            return
+        self._last = now
+        with self._lock:
+            done = min(self.total, sum(self._parts.values()))
+        elapsed = now - self._started
+        self._callback(Progress(self.step, done, self.total, elapsed,
+                                done / elapsed if elapsed > 0 else 0.0))
+
+
+def load_timeline(
+    document: Path | Mapping[str, Any],
+    *,
+    data: Mapping[str, Any] | None = None,
+    base_dir: Path | None = None,
+    limits: Limits | None = None,
+    **output_overrides: Any,
+) -> Timeline:
+    """Validate a document (path or dict), fill its template and snap it to frames."""
+    project = loader.load(document, data=data, base_dir=base_dir, limits=limits,
+                          overrides=output_overrides)
+    return timeline.build(project)
+
+
+def output_format(output: Path, given: str | None = None) -> str | None:
+    """The format asked for: ``given``, else the output's suffix (None: the document's)."""
+    if given or not output.suffix:
+        return given
+    suffix = output.suffix.lstrip(".").lower()
+    if suffix not in ("mp4", "webm", "gif", "png"):
+        raise errors.DocumentError(
+            f"{output.name}: cannot tell the format from the suffix; use .mp4, .webm, .gif or "
+            ".png, or pass --format")
+    return suffix
+
+
+def _check_range(tl: Timeline, frames: tuple[int, int] | None) -> tuple[int, int]:
+    if frames is None:
+        return 0, tl.total_frames
+    start, end = frames
+    if not 0 <= start < end <= tl.total_frames:
+        raise errors.DocumentError(
+            f"--frames {start}-{end}: the video has frames 0-{tl.total_frames} (end exclusive)"
+        )
+    return start, end
+
+
+def render_part(
+    tl: Timeline,
+    frames: tuple[int, int],
+    output: Path,
+    *,
+    threads: int | None = None,
+    on_frames: Callable[[int], None] | None = None,
+    cancel: threading.Event | None = None,
+    timeout: float | None = None,
+    fmt: str | None = None,
+) -> None:
+    """Composite frames [a, b) and encode them, video only, to ``output``."""
+    start, end = frames
+    fmt = fmt or tl.output.format
+    count = end - start
+    if fmt == "gif":
+        cmd = encode.gif(width=tl.width, height=tl.height, fps=tl.fps, frames=count,
+                         output=output)
+    else:
+        cmd = encode.video_part(width=tl.width, height=tl.height, fps=tl.fps, fmt=fmt,
+                                quality=tl.output.quality, frames=count, output=output,
+                                threads=threads)
+    # A small queue lets the next frame be composited while FFmpeg takes the last one.
+    frames_q: queue.Queue[bytes | None] = queue.Queue(maxsize=3)
+    with runner.Process(cmd, on_frames=on_frames, cancel=cancel, timeout=timeout) as proc:
+        failure: list[BaseException] = []
+
+        def feed() -> None:
+            try:
+                while (item := frames_q.get()) is not None:
+                    proc.write(item)
+            except BaseException as exc:  # handed to the compositing thread below
+                failure.append(exc)
+                while frames_q.get() is not None:  # drain so the producer never blocks
+                    pass
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        try:
+            with Compositor(tl) as compositor:
+                for n in range(start, end):
+                    if failure or (cancel is not None and cancel.is_set()):
+                        break
+                    frames_q.put(compositor.render(n).tobytes())
+        finally:
+            frames_q.put(None)
+            writer.join()
+        if cancel is not None and cancel.is_set():
+            proc.cancel()
+        if failure:
+            raise failure[0]
+        proc.wait()
+
+
+def render_audio(tl: Timeline, output: Path, frames: tuple[int, int] | None = None, *,
+                 cancel: threading.Event | None = None, timeout: float | None = None) -> None:
+    runner.run(audio.mix(tl, output, frames), cancel=cancel, timeout=timeout)
+
+
+def assemble_parts(
+    parts: Sequence[tuple[Path, int]], audio_file: Path | None, output: Path, *, fmt: str,
+    fps: int, workdir: Path,
+) -> None:
+    """Join (part, frame count) pairs and the audio into ``output``, then check its frame
+    count and duration."""
+    frames = sum(count for _, count in parts)
+    list_file = workdir / "parts.ffconcat"
+    list_file.write_text(assemble.concat_list(parts, fps), encoding="utf-8")
+    runner.run(assemble.assemble(list_file=list_file, audio=audio_file, output=output,
+                                 fmt=fmt, frames=frames))
+    verify(output, frames=frames, fps=fps)
+
+
+def verify(path: Path, *, frames: int, fps: int) -> probe.MediaInfo:
+    info = probe.probe(path, count_frames=True)
+    if info.video is None or info.video.frames != frames:
+        got = info.video.frames if info.video else 0
+        raise errors.RenderError(f"{path.name}: expected {frames} video frames, found {got}")
+    expected = frames / fps
+    if abs(info.video.duration - expected) > 1.5 / fps:
+        raise errors.RenderError(
+            f"{path.name}: video lasts {info.video.duration:.3f}s, expected {expected:.3f}s")
+    return info
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def render(
+    document: Path | Mapping[str, Any] | Timeline,
+    output: Path | str,
+    *,
+    data: Mapping[str, Any] | None = None,
+    quality: str | None = None,
+    size: str | None = None,
+    fps: int | None = None,
+    format: str | None = None,
+    frames: tuple[int, int] | None = None,
+    chunks: int | None = None,
+    on_progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    base_dir: Path | None = None,
+    limits: Limits | None = None,
+) -> RenderResult:
+    """Render a document (a path, a dict, or a built Timeline) to ``output``.
+
+    The output appears only when complete and verified; on any error nothing is left there.
+    """
+    began = time.monotonic()
+    output = Path(output)
+    if isinstance(document, Timeline):
+        tl = document
+    else:
+        tl = load_timeline(document, data=data, base_dir=base_dir, limits=limits,
+                           quality=quality, size=size, fps=fps,
+                           format=output_format(output, format), chunks=chunks)
+    start, end = _check_range(tl, frames)
+    fmt = tl.output.format
+    limits = tl.project.limits
+    if not output.parent.is_dir():
+        raise errors.RenderError(f"{output.parent}: the output folder does not exist")
+
+    if fmt == "png":
+        snapshot(tl, output, frame=start)
+        return RenderResult(output, 1, 1 / tl.fps, tl.width, tl.height, tl.fps, fmt,
+                            time.monotonic() - began)
+
+    count = end - start
+    tracker = _Tracker(count, on_progress)
+    tracker.report("prepare", force=True)
+    ranges = [(start + a, start + b) for a, b in command.frame_ranges(
+        count, 1 if fmt == "gif" else tl.output.chunks)]
+    workers = min(len(ranges), _cores())
+    threads = max(1, _cores() // workers) if len(ranges) > 1 else None
+    cancel = cancel or threading.Event()
+    workdir = Path(tempfile.mkdtemp(prefix=f".{output.stem}-", dir=output.parent))
+    try:
+        suffix = ".webm" if fmt == "webm" else ".mp4"
+        parts = [workdir / f"part{i:04d}{suffix}" for i in range(len(ranges))]
+        tracker.report("render", force=True)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers + 1) as pool:
+            jobs = []
+            audio_file: Path | None = None
+            if fmt != "gif":
+                audio_file = workdir / ("audio.webm" if fmt == "webm" else "audio.m4a")
+                jobs.append(pool.submit(render_audio, tl, audio_file, (start, end),
+                                        cancel=cancel, timeout=limits.render_timeout))
+            target = workdir / f"video.{fmt}" if fmt == "gif" else None
+            for i, (rng, part) in enumerate(zip(ranges, parts, strict=True)):
+                jobs.append(pool.submit(render_part, tl, rng, target or part, threads=threads,
+                                        on_frames=tracker.part(i), cancel=cancel,
+                                        timeout=limits.render_timeout))
+            try:
+                for job in concurrent.futures.as_completed(jobs):
+                    job.result()
+            except BaseException:
+                cancel.set()  # stop the other parts at once
+                raise
+        tracker.report("assemble", force=True)
+        final = workdir / f"final.{fmt}"
+        if fmt == "gif":
+            assert target is not None
+            final = target
+        else:
+            sized = [(part, b - a) for part, (a, b) in zip(parts, ranges, strict=True)]
+            assemble_parts(sized, audio_file, final, fmt=fmt, fps=tl.fps, workdir=workdir)
+        os.replace(final, output)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    tracker.report("done", force=True)
+    return RenderResult(output, count, count / tl.fps, tl.width, tl.height, tl.fps, fmt,
+                        time.monotonic() - began)
+
+
+def snapshot(
+    document: Path | Mapping[str, Any] | Timeline,
+    output: Path | str,
+    *,
+    frame: int | None = None,
+    at: float | None = None,
+    scene: int | None = None,
+    data: Mapping[str, Any] | None = None,
+    base_dir: Path | None = None,
+    **output_overrides: Any,
+) -> int:
+    """Write one frame as PNG or JPEG (by suffix) without rendering what comes before it.
+    Returns the frame number drawn."""
+    output = Path(output)
+    tl = document if isinstance(document, Timeline) else load_timeline(
+        document, data=data, base_dir=base_dir, **output_overrides)
+    if scene is not None:
+        frame = tl.key_frame(scene)
+    elif at is not None:
+        frame = min(int(round(at * tl.fps)), tl.total_frames - 1)
+        if at < 0 or at > tl.duration:
+            raise errors.DocumentError(f"--at {at}: the video lasts {tl.duration:.2f} s")
+    frame = frame or 0
+    if not 0 <= frame < tl.total_frames:
+        raise errors.DocumentError(f"--frame {frame}: the video has frames 0-"
+                                   f"{tl.total_frames - 1}")
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}.get(output.suffix.lower())
+    if fmt is None:
+        raise errors.DocumentError(f"{output.name}: a snapshot is written as .png or .jpg")
+    with Compositor(tl) as compositor:
+        pixels = compositor.render(frame)
+    tmp = output.with_name(f".{output.name}.part")
+    try:
+        Image.fromarray(pixels).save(tmp, format=fmt, quality=92)
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return frame
