@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from framefarm.errors import DocumentError, FramefarmError, RenderError
 from framefarm.engine import Progress, RenderResult, load_timeline, render, snapshot
+from framefarm.errors import DocumentError, FramefarmError, RenderError
 
 __all__ = [
     "DocumentError",

@@ -24,8 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from framefarm import errors
-from framefarm import engine
+from framefarm import engine, errors
 from framefarm.document import loader, models
 
 app = typer.Typer(

@@ -333,7 +333,7 @@ def snapshot(
     if scene is not None:
         frame = tl.key_frame(scene)
     elif at is not None:
-        frame = min(int(round(at * tl.fps)), tl.total_frames - 1)
+        frame = min(round(at * tl.fps), tl.total_frames - 1)
         if at < 0 or at > tl.duration:
             raise errors.DocumentError(f"--at {at}: the video lasts {tl.duration:.2f} s")
     frame = frame or 0

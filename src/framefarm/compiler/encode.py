@@ -77,7 +77,8 @@ def video_part(
 
 def gif(*, width: int, height: int, fps: int, frames: int, output: Path) -> FfmpegCommand:
     """Raw RGB frames -> an animated GIF with a palette computed from the whole clip."""
-    graph = "split[a][b];[a]palettegen=stats_mode=diff[p];[b][p]paletteuse=dither=bayer:bayer_scale=4"
+    graph = ("split[a][b];[a]palettegen=stats_mode=diff[p];"
+             "[b][p]paletteuse=dither=bayer:bayer_scale=4")
     args = (*COMMON_PIPED, *_raw_input(width, height, fps), "-vf", graph,
             "-frames:v", str(frames), "-loop", "0", "-f", "gif", "-y", str(output))
     return FfmpegCommand(args, frames=frames, stdin_frames=(width, height, frames),

@@ -26,7 +26,7 @@ class Bitmap:
 
     @property
     def opaque(self) -> bool:
-        return self.pixels.shape[2] == 3
+        return bool(self.pixels.shape[2] == 3)
 
     @property
     def width(self) -> int:
@@ -52,15 +52,20 @@ def from_pil(image: Image.Image) -> Bitmap:
 def load_image(path: Path, max_side: float | None = None) -> Bitmap:
     """Decode a still once (EXIF orientation applied), shrunk with area averaging so
     that its longer side is at most ``max_side``: later warps then never minify much."""
-    with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)
-        img = img.convert("RGBA") if img.mode in ("RGBA", "LA", "P", "PA") else img.convert("RGB")
-        bitmap = from_pil(img)
+    with Image.open(path) as opened:
+        upright = ImageOps.exif_transpose(opened)
+        rgba = upright.mode in ("RGBA", "LA", "P", "PA")
+        bitmap = from_pil(upright.convert("RGBA" if rgba else "RGB"))
     if max_side and max(bitmap.width, bitmap.height) > max_side * 1.05:
         k = max_side / max(bitmap.width, bitmap.height)
         size = (max(1, round(bitmap.width * k)), max(1, round(bitmap.height * k)))
-        bitmap = Bitmap(cv2.resize(bitmap.pixels, size, interpolation=cv2.INTER_AREA))
+        bitmap = Bitmap(as_u8(cv2.resize(bitmap.pixels, size, interpolation=cv2.INTER_AREA)))
     return bitmap
+
+
+def as_u8(pixels: object) -> Array:
+    """OpenCV's type stubs describe results loosely; the images here are all uint8."""
+    return pixels  # type: ignore[return-value]
 
 
 def parse_color(value: str) -> tuple[int, int, int, int]:
@@ -83,7 +88,8 @@ def compose(outer: Matrix, inner: Matrix) -> Matrix:
     """outer ∘ inner for 2x3 affine matrices."""
     o = np.vstack([outer, [0.0, 0.0, 1.0]])
     i = np.vstack([inner, [0.0, 0.0, 1.0]])
-    return (o @ i)[:2]
+    out: Matrix = (o @ i)[:2]
+    return out
 
 
 def _bounds(matrix: Matrix, width: int, height: int) -> tuple[float, float, float, float]:
@@ -102,10 +108,7 @@ def draw(canvas: Array, bitmap: Bitmap, matrix: Matrix, opacity: float = 1.0) ->
     y1 = min(canvas.shape[0], math.ceil(bottom))
     if x1 <= x0 or y1 <= y0:
         return
-    # The matrix maps continuous coordinates (pixel edges at integers); OpenCV samples at
-    # pixel centres, so shift by half a pixel on both sides.
-    local = matrix.copy()
-    local[:, 2] += local[:, :2].sum(axis=1) * 0.5 - 0.5
+    local = _centred(matrix)
     local[0, 2] -= x0
     local[1, 2] -= y0
     roi = canvas[y0:y1, x0:x1]
@@ -125,18 +128,25 @@ def draw(canvas: Array, bitmap: Bitmap, matrix: Matrix, opacity: float = 1.0) ->
                            borderMode=border)
             cv2.addWeighted(patch, opacity, roi, 1.0 - opacity, 0.0, dst=roi)
         return
-    patch = cv2.warpAffine(bitmap.pixels, local, size, flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
-    blend_premultiplied(roi, patch, opacity)
+    blend_premultiplied(roi, _warp(bitmap.pixels, local, size), opacity)
+
+
+def _centred(matrix: Matrix) -> Matrix:
+    """The matrix maps continuous coordinates (pixel edges at integers); OpenCV samples at
+    pixel centres, so shift by half a pixel on both sides."""
+    local = matrix.copy()
+    local[:, 2] += local[:, :2].sum(axis=1) * 0.5 - 0.5
+    return local
+
+
+def _warp(pixels: Array, local: Matrix, size: tuple[int, int]) -> Array:
+    return as_u8(cv2.warpAffine(pixels, local, size, flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0)))
 
 
 def warp_rgba(pixels: Array, matrix: Matrix, size: tuple[int, int]) -> Array:
     """Warp premultiplied RGBA into a new transparent image of ``size`` (width, height)."""
-    local = matrix.copy()
-    local[:, 2] += local[:, :2].sum(axis=1) * 0.5 - 0.5
-    out: Array = cv2.warpAffine(pixels, local, size, flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
-    return out
+    return _warp(pixels, _centred(matrix), size)
 
 
 def blend_premultiplied(roi: Array, patch: Array, opacity: float = 1.0) -> None:

@@ -95,7 +95,7 @@ def _draw_content(canvas: Array, source: Bitmap, content: Matrix, st: placement.
     w, h = _box_size(box)
     pixels = source.pixels
     if source.opaque:
-        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2RGBA)
+        pixels = bitmap.as_u8(cv2.cvtColor(pixels, cv2.COLOR_RGB2RGBA))
     boxed = bitmap.warp_rgba(pixels, content, (w, h))
     bitmap.draw(canvas, Bitmap(boxed), st.matrix, st.opacity)
 
@@ -266,14 +266,14 @@ def _cue_seconds(stamp: str) -> float:
     if not m:
         raise ValueError(f"bad timestamp {stamp!r}")
     h, mi, s, frac = m.groups()
-    return int(h or 0) * 3600 + int(mi) * 60 + int(s) + int(frac) / 10 ** len(frac)
+    return float(int(h or 0) * 3600 + int(mi) * 60 + int(s) + int(frac) / 10 ** len(frac))
 
 
 def read_cues(path: Path) -> list[tuple[float, float, str]]:
     """(start, end, text) of each cue of an SRT or WebVTT file."""
     try:
-        captions = webvtt.from_srt(str(path)) if path.suffix.lower() == ".srt" else webvtt.read(
-            str(path))
+        reader = webvtt.from_srt if path.suffix.lower() == ".srt" else webvtt.read
+        captions = reader(str(path)).captions
         cues = [(_cue_seconds(c.start), _cue_seconds(c.end), c.text) for c in captions]
     except (webvtt.errors.MalformedFileError, webvtt.errors.MalformedCaptionError, ValueError,
             UnicodeDecodeError) as exc:
@@ -321,5 +321,5 @@ REGISTRY: dict[str, Callable[..., LayerRenderer]] = {
 }
 
 
-def create(layer: models.LayerBase, ctx: Context, scene_duration: float) -> LayerRenderer:
-    return REGISTRY[getattr(layer, "type")](layer, ctx, scene_duration)
+def create(layer: models.AnyLayer, ctx: Context, scene_duration: float) -> LayerRenderer:
+    return REGISTRY[layer.type](layer, ctx, scene_duration)

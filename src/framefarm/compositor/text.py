@@ -62,11 +62,12 @@ def has_raqm() -> bool:
 class FontBook:
     """Font families: the bundled ones plus those a document declares by file."""
 
-    def __init__(self, declared: Mapping[tuple[str, str], Path] | None = None) -> None:
+    def __init__(self, declared: Mapping[tuple[str, models.Weight], Path] | None = None) -> None:
         self._declared = dict(declared or {})
 
     def path(self, family: str, weight: str) -> str:
-        for key in ((family, weight), (family, "normal")):
+        keys: tuple[tuple[str, models.Weight], ...] = ((family, "bold"), (family, "normal"))
+        for key in keys if weight == "bold" else keys[1:]:
             if key in self._declared:
                 return str(self._declared[key])
         files = BUNDLED.get(family)
@@ -116,7 +117,7 @@ def measure(text: str, style: models.TextStyle, fonts: FontBook, width: float) -
     """The height the wrapped text needs inside a box ``width`` wide."""
     font = _style_font(text, style, fonts)
     lines = wrap(text, font, width - 2 * _pad(style))
-    return int(width), int(round(len(lines) * style.size * style.line_height + 2 * _pad(style)))
+    return int(width), round(len(lines) * style.size * style.line_height + 2 * _pad(style))
 
 
 def _pad(style: models.TextStyle) -> float:
@@ -133,7 +134,9 @@ def _style_font(text: str, style: models.TextStyle, fonts: FontBook) -> ImageFon
     return fonts.font(family, style.weight, max(1, round(style.size)))
 
 
-def render(text: str, style: models.TextStyle, fonts: FontBook, box: tuple[int, int]) -> RenderedText:
+def render(
+    text: str, style: models.TextStyle, fonts: FontBook, box: tuple[int, int]
+) -> RenderedText:
     width, height = box
     font = _style_font(text, style, fonts)
     pad = _pad(style)

@@ -11,23 +11,21 @@ import cv2
 import numpy as np
 
 from framefarm.compositor import easing
-from framefarm.compositor.bitmap import Array
+from framefarm.compositor.bitmap import Array, as_u8
 
 Blend = Callable[[Array, Array, float], Array]
 
 
 def dissolve(a: Array, b: Array, p: float) -> Array:
-    out: Array = cv2.addWeighted(a, 1.0 - p, b, p, 0.0)
-    return out
+    return as_u8(cv2.addWeighted(a, 1.0 - p, b, p, 0.0))
+
 
 
 def fade(a: Array, b: Array, p: float) -> Array:
     """Through black: the first half fades ``a`` out, the second fades ``b`` in."""
     if p < 0.5:
-        out: Array = cv2.convertScaleAbs(a, alpha=1.0 - 2 * p)
-    else:
-        out = cv2.convertScaleAbs(b, alpha=2 * p - 1.0)
-    return out
+        return as_u8(cv2.convertScaleAbs(a, alpha=1.0 - 2 * p))
+    return as_u8(cv2.convertScaleAbs(b, alpha=2 * p - 1.0))
 
 
 def _wipe(axis: int, reverse: bool) -> Blend:
@@ -81,8 +79,8 @@ def zoom(a: Array, b: Array, p: float) -> Array:
     h, w = a.shape[:2]
     s = 1.0 + 0.5 * p
     matrix = np.array([[s, 0, (1 - s) * w / 2], [0, s, (1 - s) * h / 2]], np.float64)
-    grown = cv2.warpAffine(a, matrix, (w, h), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
+    grown = as_u8(cv2.warpAffine(a, matrix, (w, h), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE))
     return dissolve(grown, b, p)
 
 

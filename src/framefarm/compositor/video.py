@@ -42,15 +42,18 @@ class VideoReader:
         return max(2, round(w * k)), max(2, round(h * k))
 
     def _decode(self, at: float = 0.0):  # type: ignore[no-untyped-def]
+        time_base = self._stream.time_base
+        assert time_base is not None
         if at > 0:
-            self._container.seek(int(at / self._stream.time_base), stream=self._stream,
+            self._container.seek(int(at / time_base), stream=self._stream,
                                  backward=True, any_frame=False)
         for frame in self._container.decode(self._stream):
-            if frame.pts is None:
+            pts = frame.pts
+            if pts is None:
                 continue
             if self._size:
                 frame = frame.reformat(width=self._size[0], height=self._size[1])
-            yield float(frame.pts * self._stream.time_base), frame
+            yield float(pts * time_base), frame
 
     def _next(self) -> tuple[float, Array] | None:
         for ts, frame in self._frames:

@@ -131,7 +131,8 @@ class LayerBase(Strict):
     """What every layer has: its box, its time inside the scene, opacity and animation."""
 
     start: Seconds = Field(0, description="seconds from the scene's start")
-    end: Seconds | None = Field(None, description="seconds from the scene's start; default: its end")
+    end: Seconds | None = Field(
+        None, description="seconds from the scene's start; default: the scene's end")
     x: Length | None = None
     y: Length | None = None
     width: Length | None = None
@@ -163,7 +164,9 @@ class LayerBase(Strict):
 # -- layers --------------------------------------------------------------------------------
 
 Fit = Literal["cover", "contain", "fill"]
-Pan = Literal["none", "left", "right", "up", "down", "up-left", "up-right", "down-left", "down-right"]
+Pan = Literal[
+    "none", "left", "right", "up", "down", "up-left", "up-right", "down-left", "down-right"
+]
 
 
 class KenBurns(Strict):
@@ -296,10 +299,8 @@ class CaptionsLayer(LayerBase):
     style: TextStyle = Field(default_factory=lambda: TextStyle(size=48, valign="bottom"))
 
 
-Layer = Annotated[
-    ImageLayer | VideoLayer | TextLayer | ShapeLayer | SlidesLayer | CaptionsLayer,
-    Field(discriminator="type"),
-]
+AnyLayer = ImageLayer | VideoLayer | TextLayer | ShapeLayer | SlidesLayer | CaptionsLayer
+Layer = Annotated[AnyLayer, Field(discriminator="type")]
 LAYER_TYPES = ("image", "video", "text", "shape", "slides", "captions")
 
 # -- scenes --------------------------------------------------------------------------------

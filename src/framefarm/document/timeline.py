@@ -116,7 +116,8 @@ def _check_media_kinds(project: loader.Project) -> None:
     problems: list[str] = []
 
     def need(where: str, src: str, kind: str) -> None:
-        info = project.media.get(project.assets.get(src, loader.Path("/")))
+        path = project.assets.get(src)
+        info = project.media.get(path) if path else None
         if info is None:
             return
         if (kind == "audio" and info.audio is None) or (kind == "video" and info.video is None):

@@ -4,6 +4,7 @@ cancellation, and the tail of stderr for error messages."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import subprocess
 import threading
@@ -129,10 +130,8 @@ class Process:
 
     def wait(self) -> None:
         if self._proc.stdin is not None and not self._proc.stdin.closed:
-            try:
+            with contextlib.suppress(OSError):
                 self._proc.stdin.close()
-            except OSError:
-                pass
         self._proc.wait()
         for thread in self._readers:
             thread.join(timeout=5)
