@@ -113,6 +113,19 @@ def draw(canvas: Array, bitmap: Bitmap, matrix: Matrix, opacity: float = 1.0) ->
     local[1, 2] -= y0
     roi = canvas[y0:y1, x0:x1]
     size = (x1 - x0, y1 - y0)
+    if _is_whole_pixel_shift(local):
+        # Unscaled and on the pixel grid (most text): a slice, no resampling.
+        dx, dy = round(float(-local[0, 2])), round(float(-local[1, 2]))
+        source = bitmap.pixels[dy:dy + size[1], dx:dx + size[0]]
+        if source.shape[:2] == roi.shape[:2]:
+            if bitmap.opaque:
+                if opacity >= 1.0:
+                    roi[:] = source
+                else:
+                    cv2.addWeighted(source, opacity, roi, 1.0 - opacity, 0.0, dst=roi)
+            else:
+                blend_premultiplied(roi, source, opacity)
+            return
     if bitmap.opaque:
         # Axis-aligned: the ROI is exactly the bitmap's footprint, so replicating its edge
         # avoids a seam of background at fractional borders. Rotated: leave the canvas
@@ -129,6 +142,15 @@ def draw(canvas: Array, bitmap: Bitmap, matrix: Matrix, opacity: float = 1.0) ->
             cv2.addWeighted(patch, opacity, roi, 1.0 - opacity, 0.0, dst=roi)
         return
     blend_premultiplied(roi, _warp(bitmap.pixels, local, size), opacity)
+
+
+def _is_whole_pixel_shift(matrix: Matrix) -> bool:
+    return bool(
+        matrix[0, 0] == 1.0 and matrix[1, 1] == 1.0 and matrix[0, 1] == 0.0
+        and matrix[1, 0] == 0.0 and matrix[0, 2] <= 0 and matrix[1, 2] <= 0
+        and abs(matrix[0, 2] - round(matrix[0, 2])) < 1e-6
+        and abs(matrix[1, 2] - round(matrix[1, 2])) < 1e-6
+    )
 
 
 def _centred(matrix: Matrix) -> Matrix:
@@ -150,15 +172,15 @@ def warp_rgba(pixels: Array, matrix: Matrix, size: tuple[int, int]) -> Array:
 
 
 def blend_premultiplied(roi: Array, patch: Array, opacity: float = 1.0) -> None:
-    """roi = patch * opacity + roi * (1 - alpha * opacity), in place."""
+    """roi = patch * opacity + roi * (1 - alpha * opacity), in place (saturating uint8)."""
     alpha = patch[:, :, 3]
-    if not alpha.any():
-        return
-    keep = 1.0 - alpha.astype(np.float32) * (opacity / 255.0)
-    out = roi.astype(np.float32) * keep[:, :, None]
-    out += patch[:, :, :3].astype(np.float32) * opacity
-    np.clip(out + 0.5, 0, 255, out=out)
-    roi[:] = out.astype(np.uint8)
+    colour = patch[:, :, :3]
+    if opacity < 1.0:
+        alpha = as_u8(cv2.convertScaleAbs(alpha, alpha=opacity))
+        colour = as_u8(cv2.convertScaleAbs(colour, alpha=opacity))
+    inverse = cv2.merge([255 - alpha] * 3)
+    kept = cv2.multiply(roi, inverse, scale=1 / 255)
+    cv2.add(kept, np.ascontiguousarray(colour), dst=roi)
 
 
 def fit_matrix(
