@@ -78,12 +78,11 @@ def _fail(exc: BaseException) -> typer.Exit:
 def render(
     document: DocArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="the video file to write")],
-    quality: Annotated[models.Quality | None, typer.Option(help="draft|low|medium|high|max|"
-                                                           "lossless")] = None,
-    size: Annotated[models.SizePreset | None, typer.Option(help="360p ... 2160p")] = None,
+    quality: Annotated[models.Quality | None, typer.Option(help="quality preset")] = None,
+    size: Annotated[models.SizePreset | None, typer.Option(help="size preset")] = None,
     fps: Annotated[int | None, typer.Option(help="24, 25, 30, 50 or 60")] = None,
     format: Annotated[models.Format | None, typer.Option(
-        "--format", help="mp4|webm|gif|png (default: from the output's suffix)")] = None,
+        "--format", help="default: from the output's suffix")] = None,
     data: DataOpt = None,
     frames: Annotated[str | None, typer.Option(help="only frames START-END (end exclusive)")]
     = None,
