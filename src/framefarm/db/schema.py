@@ -1,0 +1,205 @@
+"""The service's tables (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+Alembic migrations in ``db/migrations`` create exactly this; a test compares them.
+Times are timezone-aware UTC, always taken from the injected clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+
+class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on both databases (SQLite stores them naive, as UTC)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+metadata = sa.MetaData()
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+Time = UtcDateTime()
+
+tenants = sa.Table(
+    "tenants", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("max_concurrent_jobs", sa.Integer, nullable=True),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("revoked_at", Time, nullable=True),
+)
+
+projects = sa.Table(
+    "projects", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("document", Json, nullable=True),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+)
+
+assets = sa.Table(
+    "assets", metadata,
+    sa.Column("project_id", sa.String(32), sa.ForeignKey("projects.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+templates = sa.Table(
+    "templates", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("project_id", sa.String(32), sa.ForeignKey("projects.id", ondelete="SET NULL"),
+              nullable=True),
+    sa.Column("document", Json, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+jobs = sa.Table(
+    "jobs", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # render | snapshot
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("step", sa.String(16), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False, default=0),
+    sa.Column("project_id", sa.String(32), nullable=True),
+    sa.Column("document", Json, nullable=False),  # template already filled
+    sa.Column("options", Json, nullable=False),
+    sa.Column("assets", Json, nullable=False),  # name -> sha256 of every input file
+    sa.Column("frames_total", sa.Integer, nullable=False),
+    sa.Column("fps", sa.Integer, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False, default=1),
+    sa.Column("retry_of", sa.String(32), nullable=True),
+    sa.Column("idempotency_key", sa.String(200), nullable=True),
+    sa.Column("notify_url", sa.String(2000), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("failed_step", sa.String(16), nullable=True),
+    sa.Column("preview_key", sa.String(300), nullable=True),
+    sa.Column("result_key", sa.String(300), nullable=True),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("started_at", Time, nullable=True),
+    sa.Column("finished_at", Time, nullable=True),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_idempotency"),
+    sa.Index("ix_jobs_tenant_state", "tenant_id", "state"),
+)
+
+tasks = sa.Table(
+    "tasks", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("tenant_id", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # render | audio | assemble | snapshot
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("frame_start", sa.Integer, nullable=False),
+    sa.Column("frame_end", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("job_created_at", Time, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False, default=0),
+    sa.Column("requeues", sa.Integer, nullable=False, default=0),
+    sa.Column("not_before", Time, nullable=False),
+    sa.Column("node_id", sa.String(32), nullable=True),
+    sa.Column("last_failed_node", sa.String(32), nullable=True),
+    sa.Column("lease_token", sa.String(64), nullable=True),
+    sa.Column("lease_expires_at", Time, nullable=True),
+    sa.Column("frames_done", sa.Integer, nullable=False, default=0),
+    sa.Column("output_key", sa.String(300), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("started_at", Time, nullable=True),
+    sa.Column("finished_at", Time, nullable=True),
+    # The claim scans queued tasks in this order; running ones are found by lease expiry.
+    sa.Index("ix_tasks_claim", "state", "priority", "job_created_at", "idx"),
+    sa.Index("ix_tasks_lease", "state", "lease_expires_at"),
+)
+
+node_blocks = sa.Table(
+    "node_blocks", metadata,
+    sa.Column("job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("node_id", sa.String(32), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("blocked", sa.Boolean, nullable=False, default=False),
+)
+
+nodes = sa.Table(
+    "nodes", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("capabilities", Json, nullable=False),
+    sa.Column("draining", sa.Boolean, nullable=False, default=False),
+    sa.Column("last_heartbeat", Time, nullable=True),
+    sa.Column("current_task_id", sa.String(32), nullable=True),
+    sa.Column("tasks_done", sa.Integer, nullable=False, default=0),
+    sa.Column("tasks_failed", sa.Integer, nullable=False, default=0),
+    sa.Column("crashes", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+job_logs = sa.Table(
+    "job_logs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("at", Time, nullable=False),
+    sa.Column("level", sa.String(8), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("task_id", sa.String(32), nullable=True),
+    sa.Column("node_id", sa.String(32), nullable=True),
+)
+
+exports = sa.Table(
+    "exports", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("job_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("storage_key", sa.String(300), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("duration", sa.Float, nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("codec", sa.String(32), nullable=False),
+    sa.Column("format", sa.String(16), nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("expires_at", Time, nullable=False, index=True),
+)

@@ -1,0 +1,48 @@
+"""Service settings (``framefarm serve``, ``framefarm worker``): environment variables
+with the prefix ``FRAMEFARM_``. Created by the commands, never at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FRAMEFARM_", frozen=True)
+
+    data_dir: Path = Field(Path("framefarm-data"), description="SQLite, storage and work files")
+    database_url: str | None = Field(
+        None, description="sqlite:///path or postgresql+psycopg://...; default: SQLite in "
+        "the data dir")
+    storage_root: Path | None = Field(None, description="local storage; default: "
+                                      "<data dir>/storage")
+    public_url: str = Field("http://127.0.0.1:8700", description="base URL of signed links")
+    secret_key: str | None = Field(
+        None, description="signs download links; default: generated once into the data dir")
+    enrolment_token: str | None = Field(
+        None, description="lets render nodes register; default: generated into the data dir")
+    cors_origins: list[str] = Field(default_factory=list)
+
+    lease_seconds: float = Field(30.0, gt=0, description="a task's lease without heartbeat")
+    heartbeat_seconds: float = Field(5.0, gt=0, description="how often nodes heartbeat")
+    max_attempts: int = Field(3, ge=1, description="reported failures before a task fails")
+    retry_backoff_seconds: float = Field(2.0, ge=0, description="first retry delay, doubling")
+    node_block_failures: int = Field(2, ge=1, description="failures of one job that block a "
+                                     "node from it")
+    max_concurrent_jobs: int = Field(50, ge=1, description="queued+running jobs per tenant")
+    min_chunk_seconds: float = Field(2.0, gt=0, description="shortest chunk worth a task")
+    max_upload_bytes: int = Field(512 * 1024**2, description="per uploaded file")
+    export_days: float = Field(7.0, gt=0, description="exports are deleted after this")
+    signed_url_seconds: int = Field(900, gt=0, description="lifetime of a download link")
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'framefarm.db').resolve()}"
+
+    @property
+    def storage_dir(self) -> Path:
+        return (self.storage_root or self.data_dir / "storage").resolve()

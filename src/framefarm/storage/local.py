@@ -1,0 +1,124 @@
+"""Storage: a small protocol for assets, chunk parts and exports, and its local-directory
+implementation (the default of ``framefarm serve``).
+
+Keys are ours (``assets/<sha256>``, ``jobs/<job>/part0003.mp4``, ``exports/<job>.mp4``),
+never user input, but are checked anyway. Writes are atomic: a temporary name in the same
+folder, then a rename, so a half-written file is never visible under its key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$")
+_CHUNK = 1024 * 1024
+
+
+class StorageError(Exception):
+    """Storage refused an operation (missing key, disk full, permissions)."""
+
+
+class TooLarge(StorageError):
+    """An upload is larger than allowed."""
+
+
+class Storage(Protocol):
+    def put_file(self, key: str, source: Path) -> int: ...
+
+    def put_stream(self, key: str, stream: BinaryIO, max_bytes: int) -> tuple[int, str]:
+        """Store a stream; returns (size, sha256). TooLarge past ``max_bytes``."""
+
+    def local_path(self, key: str) -> Path:
+        """A readable local file with the object's bytes."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def check_writable(self) -> None: ...
+
+
+def check_key(key: str) -> str:
+    if not _KEY.match(key) or ".." in key.split("/"):
+        raise StorageError(f"invalid storage key {key!r}")
+    return key
+
+
+class LocalStorage:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    @contextmanager
+    def _atomic(self, key: str) -> Iterator[BinaryIO]:
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot write {key}: {exc.strerror}") from exc
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield handle
+            os.replace(tmp, target)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise StorageError(f"cannot write {key}: {exc.strerror}") from exc
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def put_file(self, key: str, source: Path) -> int:
+        with self._atomic(key) as out, source.open("rb") as src:
+            shutil.copyfileobj(src, out, _CHUNK)
+        return self.size(key)
+
+    def put_stream(self, key: str, stream: BinaryIO, max_bytes: int) -> tuple[int, str]:
+        digest = hashlib.sha256()
+        size = 0
+        with self._atomic(key) as out:
+            while block := stream.read(_CHUNK):
+                size += len(block)
+                if size > max_bytes:
+                    raise TooLarge(f"larger than the limit of {max_bytes} bytes")
+                digest.update(block)
+                out.write(block)
+        return size, digest.hexdigest()
+
+    def local_path(self, key: str) -> Path:
+        path = self._path(key)
+        if not path.is_file():
+            raise StorageError(f"no object {key}")
+        return path
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        return self.local_path(key).stat().st_size
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def rename(self, old: str, new: str) -> None:
+        target = self._path(new)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._path(old), target)
+
+    def check_writable(self) -> None:
+        with self._atomic("health/probe") as out:
+            out.write(b"ok")
+        self.delete("health/probe")
