@@ -174,6 +174,127 @@ def schema() -> None:
     sys.stdout.write("\n")
 
 
+admin_app = typer.Typer(help="Tenants and API keys (talks to the database directly).",
+                        no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+
+
+def _settings(data_dir: Path | None, **extra: Any) -> Any:
+    from framefarm.settings import Settings
+
+    values = {k: v for k, v in extra.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    return Settings(**values)
+
+
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="default: "
+                                                 "FRAMEFARM_DATA_DIR or ./framefarm-data")]
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8700,
+    workers: Annotated[int | None, typer.Option(help="local render nodes (default: one per "
+                                                "core; 0 for none)")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Run the render service: the HTTP API, the queue, and local render nodes.
+
+    Example: framefarm serve --port 8700 --workers 2
+    """
+    from framefarm.service import serve as run_service
+
+    settings = _settings(data_dir, public_url=None if host in ("0.0.0.0", "::") else
+                         f"http://{host}:{port}")
+    try:
+        run_service(settings, host=host, port=port, workers=workers, console=err)
+    except Exception as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def worker(
+    server: Annotated[str, typer.Option(help="the API's base URL")],
+    token: Annotated[str, typer.Option(help="the enrolment token (FRAMEFARM_ENROLMENT_TOKEN "
+                                       "of the server)", envvar="FRAMEFARM_ENROLMENT_TOKEN")],
+    name: Annotated[str | None, typer.Option(help="node name (default: host-pid)")] = None,
+    workdir: Annotated[Path | None, typer.Option(help="cache and scratch folder")] = None,
+) -> None:
+    """Run a render node that claims tasks from a framefarm server.
+
+    Example: framefarm worker --server http://10.0.0.5:8700 --token $FRAMEFARM_ENROLMENT_TOKEN
+    """
+    import logging
+
+    from framefarm.worker.agent import Agent
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    agent = Agent(server, token, name=name, workdir=workdir)
+    try:
+        agent.run()
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def migrate(data_dir: DataDirOpt = None) -> None:
+    """Create or upgrade the database schema (FRAMEFARM_DATABASE_URL).
+
+    Example: FRAMEFARM_DATABASE_URL=postgresql+psycopg://ff@db/ff framefarm migrate
+    """
+    from framefarm.db import migrate as migrations
+
+    settings = _settings(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrations.upgrade(settings.db_url)
+    out.print(f"[green]database at revision[/] {migrations.current(settings.db_url)}")
+
+
+@admin_app.command("create-tenant")
+def create_tenant(
+    name: Annotated[str, typer.Argument(help="the tenant's unique name")],
+    admin: Annotated[bool, typer.Option(help="give its key admin rights")] = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create a tenant and print its API key (shown once).
+
+    Example: framefarm admin create-tenant acme
+    """
+    from framefarm.queue import store
+
+    settings = _settings(data_dir)
+    db = store.open_store(settings.db_url)
+    try:
+        tenant_id, key = db.create_tenant(name, admin=admin)
+    except store.QueueError as exc:
+        err.print(f"[bold red]failed:[/] {exc}")
+        raise typer.Exit(1) from None
+    out.print(f"tenant {tenant_id}\napi key {key}")
+
+
+@admin_app.command("create-key")
+def create_key(
+    tenant_id: Annotated[str, typer.Argument(help="the tenant's id")],
+    admin: Annotated[bool, typer.Option(help="give the key admin rights")] = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create another API key for a tenant.
+
+    Example: framefarm admin create-key ten_0123456789abcdef
+    """
+    from framefarm.queue import store
+
+    db = store.open_store(_settings(data_dir).db_url)
+    try:
+        key = db.create_key(tenant_id, admin=admin)
+    except store.QueueError as exc:
+        err.print(f"[bold red]failed:[/] {exc}")
+        raise typer.Exit(1) from None
+    out.print(f"api key {key}")
+
+
 def main() -> None:
     app()
 

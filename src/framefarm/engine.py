@@ -24,6 +24,7 @@ from PIL import Image
 
 from framefarm import errors
 from framefarm.compiler import assemble, audio, command, encode
+from framefarm.compositor.bitmap import Array
 from framefarm.compositor.frame import Compositor
 from framefarm.document import loader, timeline
 from framefarm.document.timeline import Timeline
@@ -149,8 +150,11 @@ def render_part(
     cancel: threading.Event | None = None,
     timeout: float | None = None,
     fmt: str | None = None,
+    on_frame: Callable[[int, Array], None] | None = None,
 ) -> None:
-    """Composite frames [a, b) and encode them, video only, to ``output``."""
+    """Composite frames [a, b) and encode them, video only, to ``output``.
+
+    ``on_frame(n, pixels)`` sees every composited frame (a node samples previews there)."""
     start, end = frames
     fmt = fmt or tl.output.format
     count = end - start
@@ -182,7 +186,10 @@ def render_part(
                 for n in range(start, end):
                     if failure or (cancel is not None and cancel.is_set()):
                         break
-                    frames_q.put(compositor.render(n).tobytes())
+                    pixels = compositor.render(n)
+                    if on_frame is not None:
+                        on_frame(n, pixels)
+                    frames_q.put(pixels.tobytes())
         finally:
             frames_q.put(None)
             writer.join()

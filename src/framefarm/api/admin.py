@@ -1,0 +1,73 @@
+"""Admin API (admin keys): render nodes, the queue, tenants and keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from framefarm.api import views
+from framefarm.api.deps import AdminDep, ServiceDep
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+class TenantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    admin: bool = False
+    max_concurrent_jobs: int | None = Field(None, ge=1)
+
+
+@router.get("/nodes")
+def list_nodes(_: AdminDep, svc: ServiceDep) -> list[dict[str, Any]]:
+    return [views.node(svc, row) for row in svc.store.list_nodes()]
+
+
+@router.get("/nodes/{node_id}")
+def get_node(node_id: str, _: AdminDep, svc: ServiceDep) -> dict[str, Any]:
+    return views.node(svc, svc.store.get_node(node_id))
+
+
+@router.post("/nodes/{node_id}/drain")
+def drain(node_id: str, _: AdminDep, svc: ServiceDep) -> dict[str, Any]:
+    """Finish the current task, claim no more."""
+    svc.store.set_draining(node_id, True)
+    return views.node(svc, svc.store.get_node(node_id))
+
+
+@router.post("/nodes/{node_id}/undrain")
+def undrain(node_id: str, _: AdminDep, svc: ServiceDep) -> dict[str, Any]:
+    svc.store.set_draining(node_id, False)
+    return views.node(svc, svc.store.get_node(node_id))
+
+
+@router.post("/nodes/{node_id}/release")
+def release(node_id: str, _: AdminDep, svc: ServiceDep) -> dict[str, Any]:
+    """Requeue the node's running task now (for a stuck node)."""
+    return {"requeued": svc.store.release_node(node_id)}
+
+
+@router.get("/queue")
+def queue_overview(_: AdminDep, svc: ServiceDep) -> dict[str, Any]:
+    return {"tasks": svc.store.queue_overview()}
+
+
+@router.get("/tenants")
+def list_tenants(_: AdminDep, svc: ServiceDep) -> list[dict[str, Any]]:
+    return [{"id": r["id"], "name": r["name"], "max_concurrent_jobs": r["max_concurrent_jobs"],
+             "created_at": views.iso(r["created_at"])} for r in svc.store.list_tenants()]
+
+
+@router.post("/tenants", status_code=201)
+def create_tenant(body: TenantIn, _: AdminDep, svc: ServiceDep) -> dict[str, Any]:
+    """A new tenant; its API key is shown only in this answer."""
+    tenant_id, key = svc.store.create_tenant(body.name, admin=body.admin,
+                                             max_concurrent_jobs=body.max_concurrent_jobs)
+    return {"id": tenant_id, "name": body.name, "api_key": key}
+
+
+@router.post("/tenants/{tenant_id}/keys", status_code=201)
+def create_key(tenant_id: str, _: AdminDep, svc: ServiceDep) -> dict[str, Any]:
+    return {"tenant_id": tenant_id, "api_key": svc.store.create_key(tenant_id)}

@@ -1,0 +1,85 @@
+"""One error shape for every response: ``{"error": {"code", "message", "details"}}``.
+
+4xx for the caller's mistakes, 500 with no details for ours; never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from framefarm import errors
+from framefarm.document import templates
+from framefarm.queue import store
+from framefarm.storage.local import StorageError, TooLarge
+
+log = logging.getLogger("framefarm.api")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+def body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def _json(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    return JSONResponse(body(code, message, details), status_code=status)
+
+
+_QUEUE_ERRORS: dict[type[store.QueueError], tuple[int, str]] = {
+    store.NotFound: (404, "not_found"),
+    store.Conflict: (409, "conflict"),
+    store.StaleLease: (409, "stale_lease"),
+    store.TooManyJobs: (429, "too_many_jobs"),
+}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        return _json(exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        code = {401: "unauthorized", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _json(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"path": templates.json_path(tuple(e["loc"])), "message": e["msg"]}
+                   for e in exc.errors()]
+        first = details[0] if details else {"path": "", "message": "invalid"}
+        return _json(422, "invalid_request", f"{first['path']}: {first['message']}", details)
+
+    @app.exception_handler(errors.DocumentError)
+    async def _document(_: Request, exc: errors.DocumentError) -> JSONResponse:
+        return _json(422, "invalid_document", exc.args[0], exc.problems)
+
+    @app.exception_handler(store.QueueError)
+    async def _queue(_: Request, exc: store.QueueError) -> JSONResponse:
+        status, code = _QUEUE_ERRORS.get(type(exc), (409, "conflict"))
+        return _json(status, code, str(exc))
+
+    @app.exception_handler(TooLarge)
+    async def _large(_: Request, exc: TooLarge) -> JSONResponse:
+        return _json(413, "too_large", str(exc))
+
+    @app.exception_handler(StorageError)
+    async def _storage(_: Request, exc: StorageError) -> JSONResponse:
+        log.error("storage error: %s", exc)
+        return _json(503, "storage_unavailable", str(exc))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return _json(500, "internal", "internal error; the server log has the details")

@@ -1,0 +1,193 @@
+"""The node protocol (``/internal``): register, heartbeat, claim, progress and preview,
+inputs, upload, complete, fail. Every task write carries its lease token; a stale one is
+answered 409 so a node presumed dead cannot overwrite a requeued task."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import secrets
+import tempfile
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from framefarm.api.deps import NodeDep, ServiceDep
+from framefarm.api.errors import ApiError
+from framefarm.api.service import blob_key
+from framefarm.queue.states import JobState
+
+router = APIRouter(prefix="/internal", include_in_schema=True, tags=["nodes"])
+_MAX_PREVIEW = 256 * 1024
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterIn(Body):
+    token: str
+    name: str = Field(min_length=1, max_length=200)
+    capabilities: dict[str, Any] = Field(default_factory=dict)
+
+
+class NodeBeatIn(Body):
+    capabilities: dict[str, Any] | None = None
+
+
+class LeaseIn(Body):
+    lease_token: str
+
+
+class TaskBeatIn(LeaseIn):
+    frames_done: int | None = Field(None, ge=0)
+    preview_jpeg: str | None = Field(None, description="base64 JPEG, at most 256 KiB")
+
+
+class CompleteIn(LeaseIn):
+    output_key: str | None = None
+
+
+class FailIn(LeaseIn):
+    error: str = Field(max_length=20000)
+    permanent: bool = Field(False, description="the input is invalid: retrying cannot help")
+    step: str | None = None
+
+
+@router.post("/nodes/register")
+def register(body: RegisterIn, svc: ServiceDep) -> dict[str, Any]:
+    if not secrets.compare_digest(body.token, svc.enrolment_token):
+        raise ApiError(401, "unauthorized", "wrong enrolment token")
+    node_id, secret = svc.store.register_node(body.name, body.capabilities)
+    return {"node_id": node_id, "secret": secret,
+            "heartbeat_seconds": svc.settings.heartbeat_seconds,
+            "lease_seconds": svc.settings.lease_seconds}
+
+
+@router.post("/nodes/heartbeat")
+def node_heartbeat(body: NodeBeatIn, node_id: NodeDep, svc: ServiceDep) -> dict[str, Any]:
+    return {"command": svc.store.node_heartbeat(node_id, body.capabilities)}
+
+
+@router.post("/tasks/claim", response_model=None)
+def claim(node_id: NodeDep, svc: ServiceDep) -> Response | dict[str, Any]:
+    """One task with its lease and everything needed to run it, or 204: nothing to do."""
+    task = svc.store.claim(node_id)
+    if task is None:
+        return Response(status_code=204)
+    job = svc.store.get_job(None, task.job_id)
+    return {
+        "task_id": task.task_id, "job_id": task.job_id, "kind": task.kind, "idx": task.idx,
+        "frames": [task.frame_start, task.frame_end], "lease_token": task.lease_token,
+        "lease_expires_at": task.lease_expires_at.isoformat(),
+        "document": job["document"], "options": job["options"], "assets": job["assets"],
+        "frames_total": job["frames_total"],
+    }
+
+
+@router.post("/tasks/{task_id}/heartbeat")
+def task_heartbeat(task_id: str, body: TaskBeatIn, node_id: NodeDep,
+                   svc: ServiceDep) -> dict[str, Any]:
+    """Extend the lease, record progress and an optional preview frame; the answer says
+    whether to go on ('continue') or stop ('cancel')."""
+    preview_key = None
+    if body.preview_jpeg:
+        task = svc.store.task_for_node(task_id, body.lease_token)
+        try:
+            image = base64.b64decode(body.preview_jpeg, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(422, "invalid_preview", "preview_jpeg is not base64") from None
+        if len(image) > _MAX_PREVIEW or not image.startswith(b"\xff\xd8"):
+            raise ApiError(422, "invalid_preview", "preview_jpeg must be a JPEG under 256 KiB")
+        preview_key = f"previews/{task['job_id']}.jpeg"
+        svc.storage.put_stream(preview_key, io.BytesIO(image), _MAX_PREVIEW)
+    command = svc.store.heartbeat(task_id, body.lease_token, body.frames_done, preview_key)
+    return {"command": command}
+
+
+def _job_assets(svc: Any, task_id: str, token: str) -> tuple[Any, Any]:
+    task = svc.store.task_for_node(task_id, token)
+    return task, svc.store.get_job(None, task["job_id"])
+
+
+@router.get("/tasks/{task_id}/blobs/{sha256}")
+def blob(task_id: str, sha256: str, node_id: NodeDep, svc: ServiceDep,
+         x_lease_token: Annotated[str, Header()]) -> FileResponse:
+    """An input file of the task's job (only those: a node cannot read other blobs)."""
+    _, job = _job_assets(svc, task_id, x_lease_token)
+    if sha256 not in set(job["assets"].values()):
+        raise ApiError(404, "not_found", "not an input of this task")
+    return FileResponse(svc.storage.local_path(blob_key(sha256)))
+
+
+@router.get("/tasks/{task_id}/inputs")
+def inputs(task_id: str, node_id: NodeDep, svc: ServiceDep,
+           x_lease_token: Annotated[str, Header()]) -> list[dict[str, Any]]:
+    """The finished parts and audio an assemble task joins, in order."""
+    task, _ = _job_assets(svc, task_id, x_lease_token)
+    return [{"idx": r["idx"], "kind": r["kind"], "frames": [r["frame_start"], r["frame_end"]]}
+            for r in svc.store.task_outputs(task["job_id"]) if r["kind"] in ("render", "audio")]
+
+
+@router.get("/tasks/{task_id}/inputs/{idx}")
+def input_file(task_id: str, idx: int, node_id: NodeDep, svc: ServiceDep,
+               x_lease_token: Annotated[str, Header()]) -> FileResponse:
+    task, _ = _job_assets(svc, task_id, x_lease_token)
+    for row in svc.store.task_outputs(task["job_id"]):
+        if row["idx"] == idx and row["output_key"]:
+            return FileResponse(svc.storage.local_path(row["output_key"]))
+    raise ApiError(404, "not_found", f"no finished input {idx}")
+
+
+@router.put("/tasks/{task_id}/output")
+async def upload_output(
+    task_id: str, request: Request, node_id: NodeDep, svc: ServiceDep,
+    x_lease_token: Annotated[str, Header()],
+    ext: Literal["mp4", "webm", "m4a", "gif", "png", "jpeg"],
+) -> dict[str, Any]:
+    """Store a task's output under a key unique to this lease, so a late upload from a
+    node that lost its lease can never replace the file of the node that took over."""
+    task = svc.store.task_for_node(task_id, x_lease_token)
+    key = f"jobs/{task['job_id']}/{task['kind']}{task['idx']:04d}-{x_lease_token[:8]}.{ext}"
+    size = 0
+    limit = 8 * 1024**3
+    svc.work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.SpooledTemporaryFile(max_size=16 * 1024**2, dir=svc.work_dir) as staging:
+        async for block in request.stream():
+            size += len(block)
+            if size > limit:
+                raise ApiError(413, "too_large", "output larger than 8 GiB")
+            staging.write(block)
+        staging.seek(0)
+        await run_in_threadpool(svc.storage.put_stream, key, staging, limit)
+    return {"output_key": key, "size": size}
+
+
+@router.post("/tasks/{task_id}/complete")
+def complete(task_id: str, body: CompleteIn, node_id: NodeDep,
+             svc: ServiceDep) -> dict[str, Any]:
+    task = svc.store.task_for_node(task_id, body.lease_token)
+    if body.output_key and not body.output_key.startswith(f"jobs/{task['job_id']}/"):
+        raise ApiError(422, "invalid_output", "output_key is not this job's")
+    if body.output_key and not svc.storage.exists(body.output_key):
+        raise ApiError(422, "invalid_output", "output_key was not uploaded")
+    job = svc.store.complete(task_id, body.lease_token, body.output_key)
+    if job["state"] == JobState.SUCCEEDED:
+        if job["kind"] == "snapshot" and body.output_key:
+            cache = job["options"].get("cache_key")
+            if cache:
+                svc.storage.put_file(cache, svc.storage.local_path(body.output_key))
+        else:
+            svc.finish_export(job)
+    return {"ok": True, "job_state": job["state"]}
+
+
+@router.post("/tasks/{task_id}/fail")
+def fail(task_id: str, body: FailIn, node_id: NodeDep, svc: ServiceDep) -> dict[str, Any]:
+    job = svc.store.fail(task_id, body.lease_token, body.error, permanent=body.permanent,
+                         step=body.step)
+    return {"ok": True, "job_state": job["state"]}

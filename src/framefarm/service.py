@@ -1,0 +1,84 @@
+"""``framefarm serve``: the API with its database and storage, plus local render nodes that
+talk to it over loopback exactly like remote ones."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+from rich.console import Console
+
+from framefarm.api.app import build_service, create_app
+from framefarm.db import migrate
+from framefarm.settings import Settings
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def start_nodes(server: str, token: str, count: int, workdir: Path) -> list[subprocess.Popen[bytes]]:
+    """Local render nodes: the ``framefarm worker`` command, one process each."""
+    nodes = []
+    for i in range(count):
+        folder = workdir / f"node{i}"
+        folder.mkdir(parents=True, exist_ok=True)
+        nodes.append(subprocess.Popen(
+            [sys.executable, "-m", "framefarm", "worker", "--server", server, "--token", token,
+             "--name", f"local-{i}", "--workdir", str(folder)],
+            stdout=(folder / "node.log").open("ab"), stderr=subprocess.STDOUT))
+    return nodes
+
+
+def _wait_healthy(url: str, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return True
+        time.sleep(0.2)
+    return False
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int | None,
+          console: Console) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.db_url)
+    svc = build_service(settings)
+    if svc.store.count_tenants() == 0:
+        tenant_id, key = svc.store.create_tenant("admin", admin=True)
+        console.print(f"[bold]created the admin tenant {tenant_id}; its API key (shown once):"
+                      f"[/]\n{key}")
+    app = create_app(settings, svc)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    count = _cores() if workers is None else workers
+    local = f"http://127.0.0.1:{port}"
+    nodes: list[subprocess.Popen[bytes]] = []
+
+    def launch() -> None:
+        if count and _wait_healthy(local):
+            nodes.extend(start_nodes(local, svc.enrolment_token, count,
+                                     settings.data_dir.resolve() / "nodes"))
+            console.print(f"started {count} local render node(s)")
+
+    threading.Thread(target=launch, daemon=True).start()
+    console.print(f"framefarm serving on http://{host}:{port} (docs at /docs), data in "
+                  f"{settings.data_dir.resolve()}")
+    try:
+        server.run()
+    finally:
+        for node in nodes:
+            node.terminate()
+        for node in nodes:
+            try:
+                node.wait(10)
+            except subprocess.TimeoutExpired:
+                node.kill()
+        svc.store.close()

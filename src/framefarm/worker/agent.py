@@ -1,0 +1,327 @@
+"""The render node: register, claim a task, fetch its inputs, render it with the engine,
+report progress and previews, upload the output, complete or fail.
+
+It speaks only HTTP to the API (the same protocol for ``serve``'s local nodes and for
+remote machines) and never holds database or storage credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+import platform
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from PIL import Image
+
+from framefarm import engine, errors
+from framefarm.compositor.bitmap import Array
+from framefarm.ffmpeg import runner
+
+log = logging.getLogger("framefarm.worker")
+_PREVIEW_EVERY = 2.0  # seconds between preview frames sent with heartbeats
+
+
+def capabilities() -> dict[str, Any]:
+    pages = os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 0
+    try:
+        ffmpeg = runner.ffmpeg_version()
+    except Exception:
+        ffmpeg = "unavailable"
+    return {"cores": os.cpu_count() or 1, "memory_bytes": pages * page,
+            "ffmpeg": ffmpeg, "python": platform.python_version(),
+            "engines": ["framefarm"], "host": socket.gethostname()}
+
+
+class LeaseLost(Exception):
+    """The server no longer recognises this task's lease (409): drop the work."""
+
+
+class Agent:
+    def __init__(self, server: str, enrolment_token: str, *, name: str | None = None,
+                 workdir: Path | None = None, poll_seconds: float = 1.0,
+                 client: httpx.Client | None = None) -> None:
+        self.server = server.rstrip("/")
+        self.enrolment_token = enrolment_token
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.workdir = (workdir or Path.cwd() / "framefarm-node").resolve()
+        self.poll_seconds = poll_seconds
+        self.client = client or httpx.Client(base_url=self.server, timeout=60.0)
+        self.node_id = ""
+        self._secret = ""
+        self.heartbeat_seconds = 5.0
+        self.stopping = threading.Event()
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    def _headers(self, lease: str | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.node_id}:{self._secret}"}
+        if lease:
+            headers["X-Lease-Token"] = lease
+        return headers
+
+    def _call(self, method: str, url: str, *, lease: str | None = None, attempts: int = 5,
+              **kwargs: Any) -> httpx.Response:
+        """A request with retries on network errors; 409 raises LeaseLost."""
+        delay = 0.5
+        for attempt in range(attempts):
+            try:
+                response = self.client.request(method, url, headers=self._headers(lease),
+                                               **kwargs)
+            except httpx.TransportError as exc:
+                if attempt == attempts - 1:
+                    raise
+                log.warning("%s %s: %s; retrying in %.1fs", method, url, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            if response.status_code == 409:
+                raise LeaseLost(response.text)
+            response.raise_for_status()
+            return response
+        raise AssertionError("unreachable")
+
+    def register(self) -> None:
+        response = self.client.post("/internal/nodes/register", json={
+            "token": self.enrolment_token, "name": self.name, "capabilities": capabilities()})
+        response.raise_for_status()
+        body = response.json()
+        self.node_id, self._secret = body["node_id"], body["secret"]
+        self.heartbeat_seconds = float(body["heartbeat_seconds"])
+        log.info("registered as %s (%s)", self.node_id, self.name)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        if not self.node_id:
+            self.register()
+        while not self.stopping.is_set():
+            try:
+                worked = self.run_one()
+            except httpx.HTTPError as exc:
+                log.warning("server unreachable: %s", exc)
+                worked = False
+            if not worked:
+                self.stopping.wait(self.poll_seconds)
+
+    def run_one(self) -> bool:
+        """Claim and run one task; False when there was nothing to do."""
+        response = self._call("POST", "/internal/tasks/claim")
+        if response.status_code == 204:
+            return False
+        self.run_task(response.json())
+        return True
+
+    def run_task(self, task: dict[str, Any]) -> None:
+        task_id, lease = task["task_id"], task["lease_token"]
+        cancel = threading.Event()
+        progress = _Progress()
+        beat = threading.Thread(target=self._heartbeat, args=(task_id, lease, cancel, progress),
+                                daemon=True)
+        folder = self.workdir / "tasks" / task_id
+        folder.mkdir(parents=True, exist_ok=True)
+        beat.start()
+        try:
+            output, ext = self._execute(task, folder, cancel, progress)
+            if cancel.is_set():
+                return
+            key = self._upload(task_id, lease, output, ext) if output else None
+            self._call("POST", f"/internal/tasks/{task_id}/complete",
+                       json={"lease_token": lease, "output_key": key})
+            log.info("task %s (%s %s) done", task_id, task["kind"], task["idx"])
+        except (LeaseLost, errors.RenderCancelled):
+            log.info("task %s: cancelled or lease lost; dropped", task_id)
+        except Exception as exc:
+            permanent = isinstance(exc, errors.DocumentError)
+            message = str(exc) if isinstance(exc, errors.FramefarmError) else (
+                f"{type(exc).__name__}: {exc}")
+            log.warning("task %s failed: %s", task_id, message)
+            try:
+                self._call("POST", f"/internal/tasks/{task_id}/fail", json={
+                    "lease_token": lease, "error": message[-20000:], "permanent": permanent,
+                    "step": task["kind"]})
+            except LeaseLost:
+                pass
+        finally:
+            progress.finished = True
+            cancel.set()
+            beat.join(timeout=10)
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _upload(self, task_id: str, lease: str, output: Path, ext: str) -> str:
+        """PUT the output, reopening the file for each attempt."""
+        for attempt in range(5):
+            try:
+                with output.open("rb") as handle:
+                    response = self._call("PUT", f"/internal/tasks/{task_id}/output",
+                                          lease=lease, attempts=1, params={"ext": ext},
+                                          content=_chunks(handle))
+                return str(response.json()["output_key"])
+            except httpx.TransportError:
+                if attempt == 4:
+                    raise
+                time.sleep(2**attempt)
+        raise AssertionError("unreachable")
+
+    def _heartbeat(self, task_id: str, lease: str, cancel: threading.Event,
+                   progress: _Progress) -> None:
+        """Extend the lease while the task runs; stop the render when told to."""
+        while not cancel.wait(self.heartbeat_seconds):
+            body: dict[str, Any] = {"lease_token": lease, "frames_done": progress.frames}
+            preview = progress.take_preview()
+            if preview:
+                body["preview_jpeg"] = preview
+            try:
+                answer = self._call("POST", f"/internal/tasks/{task_id}/heartbeat", json=body,
+                                    attempts=1).json()
+            except LeaseLost:
+                cancel.set()
+                return
+            except httpx.HTTPError as exc:
+                # Keep rendering: the lease may outlive a short outage.
+                log.warning("heartbeat failed: %s", exc)
+                continue
+            if answer.get("command") == "cancel":
+                cancel.set()
+                return
+
+    # -- running the engine -------------------------------------------------------------------
+
+    def _inputs(self, task: dict[str, Any], folder: Path) -> Path:
+        """Fetch the job's assets (cached by SHA-256) and lay them out under their names."""
+        cache = self.workdir / "blobs"
+        cache.mkdir(parents=True, exist_ok=True)
+        inputs = folder / "input"
+        inputs.mkdir(exist_ok=True)
+        for name, sha in task["assets"].items():
+            blob = cache / sha
+            if not blob.exists():
+                tmp = cache / f".{sha}.{os.getpid()}.part"
+                with tmp.open("wb") as out, self.client.stream(
+                        "GET", f"/internal/tasks/{task['task_id']}/blobs/{sha}",
+                        headers=self._headers(task["lease_token"])) as response:
+                    if response.status_code == 409:
+                        raise LeaseLost(f"task {task['task_id']}")
+                    response.raise_for_status()
+                    for block in response.iter_bytes():
+                        out.write(block)
+                os.replace(tmp, blob)
+            target = inputs / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(blob, target)
+            except OSError:
+                shutil.copyfile(blob, target)
+        return inputs
+
+    def _execute(self, task: dict[str, Any], folder: Path, cancel: threading.Event,
+                 progress: _Progress) -> tuple[Path | None, str]:
+        options = {k: v for k, v in task["options"].items()
+                   if k in ("quality", "size", "fps", "format")}
+        tl = engine.load_timeline(task["document"], base_dir=self._inputs(task, folder),
+                                  **options)
+        fmt = tl.output.format
+        start, end = task["frames"]
+        kind = task["kind"]
+        if kind == "snapshot":
+            ext = task["options"].get("snapshot_format", "png")
+            out = folder / ("frame.jpg" if ext == "jpeg" else "frame.png")
+            engine.snapshot(tl, out, frame=start)
+            return out, ext
+        if kind == "render":
+            ext = "webm" if fmt == "webm" else "gif" if fmt == "gif" else "mp4"
+            out = folder / f"part.{ext}"
+            engine.render_part(tl, (start, end), out, cancel=cancel,
+                               on_frames=progress.set_frames, on_frame=progress.offer,
+                               timeout=tl.project.limits.render_timeout)
+            return out, ext
+        if kind == "audio":
+            ext = "webm" if fmt == "webm" else "m4a"
+            if fmt == "gif":
+                return None, ext
+            out = folder / f"audio.{ext}"
+            engine.render_audio(tl, out, (start, end), cancel=cancel)
+            return out, ext
+        if kind == "assemble":
+            return self._assemble(task, tl.fps, fmt, folder)
+        raise errors.RenderError(f"unknown task kind {kind!r}")
+
+    def _assemble(self, task: dict[str, Any], fps: int, fmt: str,
+                  folder: Path) -> tuple[Path, str]:
+        lease = task["lease_token"]
+        listing = self._call("GET", f"/internal/tasks/{task['task_id']}/inputs",
+                             lease=lease).json()
+        parts: list[tuple[Path, int]] = []
+        audio: Path | None = None
+        ext = "webm" if fmt == "webm" else "gif" if fmt == "gif" else "mp4"
+        for item in listing:
+            suffix = (".m4a" if fmt != "webm" else ".webm") if item["kind"] == "audio" else (
+                f".{ext}")
+            path = folder / f"{item['kind']}{item['idx']:04d}{suffix}"
+            with path.open("wb") as out, self.client.stream(
+                    "GET", f"/internal/tasks/{task['task_id']}/inputs/{item['idx']}",
+                    headers=self._headers(lease)) as response:
+                if response.status_code == 409:
+                    raise LeaseLost(task["task_id"])
+                response.raise_for_status()
+                for block in response.iter_bytes():
+                    out.write(block)
+            if item["kind"] == "audio":
+                audio = path
+            else:
+                parts.append((path, item["frames"][1] - item["frames"][0]))
+        output = folder / f"final.{ext}"
+        if fmt == "gif":
+            if len(parts) != 1:
+                raise errors.RenderError("a GIF is rendered as one chunk")
+            shutil.copyfile(parts[0][0], output)
+        else:
+            engine.assemble_parts(parts, audio, output, fmt=fmt, fps=fps, workdir=folder)
+        return output, ext
+
+
+class _Progress:
+    """Shared between the render thread and the heartbeat thread."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.finished = False
+        self._preview: str | None = None
+        self._last_offer = 0.0
+        self._lock = threading.Lock()
+
+    def set_frames(self, done: int) -> None:
+        self.frames = done
+
+    def offer(self, _frame: int, pixels: Array) -> None:
+        now = time.monotonic()
+        if now - self._last_offer < _PREVIEW_EVERY:
+            return
+        self._last_offer = now
+        image = Image.fromarray(pixels)
+        image.thumbnail((320, 320))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=70)
+        with self._lock:
+            self._preview = base64.b64encode(buffer.getvalue()).decode()
+
+    def take_preview(self) -> str | None:
+        with self._lock:
+            preview, self._preview = self._preview, None
+        return preview
+
+
+def _chunks(handle: io.BufferedReader, size: int = 1024 * 1024) -> Iterator[bytes]:
+    while block := handle.read(size):
+        yield block
+
