@@ -24,7 +24,9 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def start_nodes(server: str, token: str, count: int, workdir: Path) -> list[subprocess.Popen[bytes]]:
+def start_nodes(
+    server: str, token: str, count: int, workdir: Path
+) -> list[subprocess.Popen[bytes]]:
     """Local render nodes: the ``framefarm worker`` command, one process each."""
     nodes = []
     for i in range(count):

@@ -156,7 +156,8 @@ async def upload_output(
     size = 0
     limit = 8 * 1024**3
     svc.work_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.SpooledTemporaryFile(max_size=16 * 1024**2, dir=svc.work_dir) as staging:
+    with tempfile.SpooledTemporaryFile(max_size=16 * 1024**2,
+                                       dir=str(svc.work_dir)) as staging:
         async for block in request.stream():
             size += len(block)
             if size > limit:

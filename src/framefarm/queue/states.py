@@ -4,8 +4,8 @@ Task states::
 
     waiting ──(dependencies succeeded)──► queued ──claim──► running ──complete──► succeeded
                                             ▲                 │ │
-                                            │  lease expired  │ └─fail, retries left─► queued (later)
-                                            └─────────────────┘   fail, none left ───► failed
+                                            │  lease expired  │ └─fail, retries left─► queued
+                                            └─────────────────┘   fail, none left ──► failed
     any unfinished task of a cancelled or failed job ───────────────────────────────► cancelled
 
 A job is derived from its tasks by :func:`summarise`; only ``cancelled`` is set on the

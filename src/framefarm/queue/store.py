@@ -196,8 +196,9 @@ class Store:
 
     def get_project(self, tenant_id: str, project_id: str) -> RowMapping:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(t.projects).where(
-                t.projects.c.id == project_id, t.projects.c.tenant_id == tenant_id)).mappings().first()
+            query = sa.select(t.projects).where(t.projects.c.id == project_id,
+                                                t.projects.c.tenant_id == tenant_id)
+            row = conn.execute(query).mappings().first()
         if row is None:
             raise NotFound(f"no project {project_id}")
         return row

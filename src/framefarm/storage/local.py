@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import IO, Protocol
 
 _KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$")
 _CHUNK = 1024 * 1024
@@ -33,7 +33,7 @@ class TooLarge(StorageError):
 class Storage(Protocol):
     def put_file(self, key: str, source: Path) -> int: ...
 
-    def put_stream(self, key: str, stream: BinaryIO, max_bytes: int) -> tuple[int, str]:
+    def put_stream(self, key: str, stream: IO[bytes], max_bytes: int) -> tuple[int, str]:
         """Store a stream; returns (size, sha256). TooLarge past ``max_bytes``."""
 
     def local_path(self, key: str) -> Path:
@@ -63,7 +63,7 @@ class LocalStorage:
         return self.root / check_key(key)
 
     @contextmanager
-    def _atomic(self, key: str) -> Iterator[BinaryIO]:
+    def _atomic(self, key: str) -> Iterator[IO[bytes]]:
         target = self._path(key)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +86,7 @@ class LocalStorage:
             shutil.copyfileobj(src, out, _CHUNK)
         return self.size(key)
 
-    def put_stream(self, key: str, stream: BinaryIO, max_bytes: int) -> tuple[int, str]:
+    def put_stream(self, key: str, stream: IO[bytes], max_bytes: int) -> tuple[int, str]:
         digest = hashlib.sha256()
         size = 0
         with self._atomic(key) as out:

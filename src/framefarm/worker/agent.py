@@ -8,6 +8,7 @@ remote machines) and never holds database or storage credentials.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import logging
 import os
@@ -146,12 +147,10 @@ class Agent:
             message = str(exc) if isinstance(exc, errors.FramefarmError) else (
                 f"{type(exc).__name__}: {exc}")
             log.warning("task %s failed: %s", task_id, message)
-            try:
+            with contextlib.suppress(LeaseLost):
                 self._call("POST", f"/internal/tasks/{task_id}/fail", json={
                     "lease_token": lease, "error": message[-20000:], "permanent": permanent,
                     "step": task["kind"]})
-            except LeaseLost:
-                pass
         finally:
             progress.finished = True
             cancel.set()
