@@ -18,7 +18,7 @@ import pydantic
 from PIL import Image, UnidentifiedImageError
 
 from framefarm import errors
-from framefarm.document import models, templates
+from framefarm.document import models, scaling, templates
 from framefarm.ffmpeg import probe
 from framefarm.limits import Limits
 
@@ -76,6 +76,7 @@ def load(
     if not isinstance(raw, dict):
         raise errors.DocumentError("the document must be a JSON object with 'scenes'")
     resolved = templates.resolve(raw, data)
+    design = validate({"output": resolved.get("output") or {}, "scenes": [{}]}).output
     if overrides:
         output = dict(resolved.get("output") or {})
         output.update({k: v for k, v in overrides.items() if v is not None})
@@ -85,11 +86,19 @@ def load(
         resolved["output"] = output
     document = validate(resolved)
     check_limits(document, limits)
+    document = _rescale(document, design)
     base_dir = base_dir.resolve()
     assets = _resolve_assets(document, base_dir, limits) if check_assets else {}
     media = _probe_media(document, assets) if check_assets else {}
     return Project(document=document, base_dir=base_dir, assets=assets, media=media,
                    limits=limits)
+
+
+def _rescale(document: models.Document, design: models.Output) -> models.Document:
+    """Scale pixel values when an override changed the size the document was made for."""
+    dw, dh = output_size(design)
+    w, h = output_size(document.output)
+    return scaling.scale(document, min(w / dw, h / dh))
 
 
 def validate(raw: Mapping[str, Any]) -> models.Document:

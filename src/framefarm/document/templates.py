@@ -41,6 +41,9 @@ def resolve(raw: dict[str, Any], data: Mapping[str, Any] | None = None) -> dict[
     if not isinstance(theme, dict):
         raise errors.TemplateError("theme: expected an object of name -> value")
     scope: dict[str, Any] = dict(values)
+    # Theme values may themselves use variables ("brand": "{{accent}}").
+    problems: list[str] = []
+    theme = _fill(theme, values, ("theme",), problems)
     scope.update({f"theme.{k}": v for k, v in theme.items()})
 
     scenes = doc.get("scenes")
@@ -49,7 +52,6 @@ def resolve(raw: dict[str, Any], data: Mapping[str, Any] | None = None) -> dict[
         doc["scenes"] = [
             _expand_block(scene, blocks, ("scenes", i)) for i, scene in enumerate(scenes)
         ]
-    problems: list[str] = []
     for key in list(doc):
         if key not in _TEMPLATE_KEYS:
             doc[key] = _fill(doc[key], scope, (key,), problems)
