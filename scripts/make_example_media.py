@@ -60,7 +60,8 @@ def run_ffmpeg(args: list[str], stdin: bytes | None = None) -> None:
         cmd.remove("-nostdin")
     proc = subprocess.run(cmd, input=stdin, capture_output=True, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"ffmpeg failed ({proc.returncode}): {proc.stderr.decode(errors='replace')}")
+        message = proc.stderr.decode(errors="replace").strip()
+        raise RuntimeError(f"ffmpeg failed ({proc.returncode}): {message}")
 
 
 def _tmp(path: Path) -> Path:
@@ -76,10 +77,6 @@ def _tmp(path: Path) -> Path:
 def hexc(value: str) -> Color:
     value = value.lstrip("#")
     return (int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16))
-
-
-def mix(a: Color, b: Color, t: float) -> Color:
-    return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t)
 
 
 def noise1d(rng: np.random.Generator, octaves: int = 5, base: int = 3,
@@ -121,6 +118,9 @@ def _grid() -> tuple[np.ndarray, np.ndarray]:
     return ys, xs
 
 
+LOW = 4  # skies are smooth: they are computed at a quarter of the size and scaled up
+
+
 @functools.cache
 def _vignette() -> np.ndarray:
     ys, xs = _grid()
@@ -128,47 +128,93 @@ def _vignette() -> np.ndarray:
     return (1.0 - 0.22 * np.clip(r2 - 0.25, 0, None))[:, :, None].astype(np.float32)
 
 
+GRAIN_PAD = 64
+
+
+@functools.cache
+def _grain() -> np.ndarray:
+    """One field of film grain, shared by all pictures at different offsets."""
+    rng = np.random.default_rng(99)
+    return rng.standard_normal((H + GRAIN_PAD, W + GRAIN_PAD, 1), dtype=np.float32)
+
+
 class Canvas:
     """A float RGB picture painted back to front."""
 
     def __init__(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
-        self.img = np.zeros((H, W, 3), np.float32)
+        self._img = np.zeros((H, W, 3), np.float32)
+        self._low: np.ndarray | None = None
+        self._disks: list[tuple[float, float, float]] = []
+
+    @property
+    def img(self) -> np.ndarray:
+        if self._low is not None:  # scale a pending low-resolution sky up first
+            channels = [np.asarray(Image.fromarray(np.ascontiguousarray(self._low[:, :, c]), "F")
+                                   .resize((W, H), Image.BILINEAR)) for c in range(3)]
+            self._img = np.stack(channels, axis=2).astype(np.float32)
+            self._low = None
+        return self._img
 
     # -- backgrounds ------------------------------------------------------------------------
 
     def sky(self, stops: list[tuple[float, str]]) -> None:
-        pos = np.arange(H) / (H - 1)
+        h, w = H // LOW, W // LOW
+        pos = (np.arange(h) + 0.5) / h
         where = [s[0] for s in stops]
         cols = [hexc(s[1]) for s in stops]
+        low = np.empty((h, w, 3), np.float32)
         for c in range(3):
-            self.img[:, :, c] = np.interp(pos, where, [col[c] for col in cols])[:, None]
+            low[:, :, c] = np.interp(pos, where, [col[c] for col in cols])[:, None]
+        self._low = low
 
     def stars(self, count: int, max_y: float) -> None:
         rng = self.rng
         xs = rng.integers(0, W - 1, count)
         ys = (rng.random(count) ** 1.6 * max_y).astype(int)
         bright = rng.uniform(90, 255, count) * (1 - ys / max_y * 0.7)
+        keep = np.ones(count, bool)
+        for cx, cy, r in self._disks:
+            keep &= (xs - cx) ** 2 + (ys - cy) ** 2 > (r * 1.3) ** 2
+        xs, ys, bright = xs[keep], ys[keep], bright[keep]
+        img = self.img
         for dx, dy, k in ((0, 0, 1.0), (1, 0, 0.45), (0, 1, 0.45), (1, 1, 0.25)):
-            big = bright > 200 if (dx or dy) else np.ones(count, bool)
-            patch = self.img[ys[big] + dy, xs[big] + dx]
-            self.img[ys[big] + dy, xs[big] + dx] = np.maximum(patch, (bright[big] * k)[:, None])
+            big = bright > 200 if (dx or dy) else np.ones(len(xs), bool)
+            patch = img[ys[big] + dy, xs[big] + dx]
+            img[ys[big] + dy, xs[big] + dx] = np.maximum(patch, (bright[big] * k)[:, None])
 
     def sun(self, cx: float, cy: float, r: float, color: str, glow: str,
             glow_r: float, strength: float, craters: int = 0) -> None:
-        ys, xs = _grid()
-        d = np.sqrt((xs - cx) ** 2 + (ys - cy) ** 2)
-        g = (np.exp(-((d / glow_r) ** 2)) * strength + np.exp(-d / (glow_r * 2.5)) * strength * 0.35)
         gc = np.array(hexc(glow), np.float32) / 255
-        self.img[:] = 255 - (255 - self.img) * (1 - g[:, :, None] * gc)
-        a = np.clip(r - d + 0.5, 0, 1)[:, :, None]
-        self.img += (np.array(hexc(color), np.float32) - self.img) * a
+        if self._low is not None:
+            target, k = self._low, LOW
+        else:
+            target, k = self.img, 1
+        h, w = target.shape[:2]
+        ys = (np.arange(h, dtype=np.float32)[:, None] + 0.5) * k
+        xs = (np.arange(w, dtype=np.float32)[None, :] + 0.5) * k
+        d = np.sqrt((xs - cx) ** 2 + (ys - cy) ** 2)
+        g = np.exp(-((d / glow_r) ** 2)) * strength + np.exp(-d / (glow_r * 2.5)) * strength * 0.35
+        target[:] = 255 - (255 - target) * (1 - g[:, :, None] * gc)
+        # the disk, at full resolution, only around it
+        img = self.img
+        x0, x1 = max(0, int(cx - r - 2)), min(W, int(cx + r + 3))
+        y0, y1 = max(0, int(cy - r - 2)), min(H, int(cy + r + 3))
+        if x1 <= x0 or y1 <= y0:
+            return
+        yy = np.arange(y0, y1, dtype=np.float32)[:, None]
+        xx = np.arange(x0, x1, dtype=np.float32)[None, :]
+        region = img[y0:y1, x0:x1]
+        dd = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
+        a = np.clip(r - dd + 0.5, 0, 1)[:, :, None]
+        region += (np.array(hexc(color), np.float32) - region) * a
         for _ in range(craters):
             ang, rad = self.rng.uniform(0, 2 * math.pi), self.rng.uniform(0, r * 0.6)
             cr = self.rng.uniform(r * 0.08, r * 0.22)
             ccx, ccy = cx + math.cos(ang) * rad, cy + math.sin(ang) * rad
-            dd = np.sqrt((xs - ccx) ** 2 + (ys - ccy) ** 2)
-            self.img *= 1 - (np.clip(cr - dd, 0, 1) * 0.08)[:, :, None]
+            c_d = np.sqrt((xx - ccx) ** 2 + (yy - ccy) ** 2)
+            region *= 1 - (np.clip((cr - c_d) / 4, 0, 1) * 0.06)[:, :, None]
+        self._disks.append((cx, cy, r))
 
     def clouds(self, clusters: int, y_range: tuple[float, float], color: str, opacity: float,
                stretch: float = 1.0, size: float = 1.0, shade: str | None = None) -> None:
@@ -186,49 +232,137 @@ class Canvas:
                 oy = rng.uniform(-20, 12) * size / k
                 d.ellipse((cx + ox - rx, cy + oy - ry, cx + ox + rx, cy + oy + ry), fill=255)
         mask = mask.filter(ImageFilter.GaussianBlur(4 * size)).resize((W, H), Image.BILINEAR)
-        a = np.asarray(mask, np.float32)[:, :, None] / 255 * opacity
+        box = mask.getbbox()
+        if not box:
+            return
+        y0, y1 = box[1], box[3]
+        a = np.asarray(mask, np.float32)[y0:y1, :, None] * (opacity / 255)
         col = np.array(hexc(color), np.float32)
         if shade:
-            # darker undersides: the mask shifted up shows where a cloud has cloud above it
-            up = np.roll(a, 18, axis=0)
-            t = np.clip(up / max(opacity, 1e-3), 0, 1)
-            col = col + (np.array(hexc(shade), np.float32) - col) * t * 0.9
-        self.img += (col - self.img) * a
+            # darker undersides: where there is cloud above, there is shade
+            above = np.asarray(mask, np.float32)[max(0, y0 - 18):y1 - 18, :, None] / 255
+            above = np.pad(above, ((a.shape[0] - above.shape[0], 0), (0, 0), (0, 0)))
+            col = col + (np.array(hexc(shade), np.float32) - col) * np.clip(above, 0, 1) * 0.9
+        region = self.img[y0:y1]
+        region += (col - region) * a
 
     def fog(self, y: float, height: float, color: str, alpha: float) -> None:
-        ys, _ = _grid()
-        a = (np.exp(-(((ys - y) / height) ** 2)) * alpha)[:, :, None]
-        self.img += (np.array(hexc(color), np.float32) - self.img) * a
+        y0, y1 = max(0, int(y - 2.5 * height)), min(H, int(y + 2.5 * height) + 1)
+        ys = np.arange(y0, y1, dtype=np.float32)
+        a = (np.exp(-(((ys - y) / height) ** 2)) * alpha)[:, None, None]
+        region = self.img[y0:y1]
+        region += (np.array(hexc(color), np.float32) - region) * a
 
     # -- landforms --------------------------------------------------------------------------
 
     def layer(self, ridge: np.ndarray, top: str, bottom: str, shade: float = 0.0,
-              shade_depth: float = 160.0, snow: tuple[float, str] | None = None,
-              depth: float | None = None) -> None:
-        """Fill below ``ridge``: a vertical gradient, lit by slope near the ridge line."""
+              shade_depth: float = 260.0, snow: tuple[float, str] | None = None,
+              strata: float = 0.0, facets: bool = False) -> None:
+        """Fill below ``ridge`` with a vertical gradient.
+
+        ``shade`` lights slopes that face the left (the light comes from the upper left).
+        Smooth land is lit by its slope: right under the ridge by its fine slope, deeper
+        down by ever smoother versions of it. With ``facets`` (rock), each peak casts a
+        cone downwards whose left face is lit and right face is in shade.
+        """
+        img = self.img
+        ridge = ridge.astype(np.float32)
         y0 = max(0, int(ridge.min()) - 1)
-        ys, _ = _grid()
-        ys = ys[y0:]
-        a = np.clip(ys - ridge[None, :] + 0.5, 0, 1)
-        span = depth or (H - y0)
-        t = np.clip((ys - y0) / span, 0, 1)[:, :, None]
-        c0, c1 = np.array(hexc(top), np.float32), np.array(hexc(bottom), np.float32)
-        col = c0 + (c1 - c0) * t
+        if y0 >= H:
+            return
+        edge = min(H, int(ridge.max()) + 2)  # below this the layer covers everything
+        ye = edge  # rows that need per-pixel work
         if shade:
-            slope = np.convolve(np.gradient(ridge), np.ones(9) / 9, mode="same")
-            lit = np.clip(-slope * 0.8, -1, 1).astype(np.float32)  # rising to the right: lit
-            fall = np.exp(-np.clip(ys - ridge[None, :], 0, None) / shade_depth)
-            col = col * (1 + shade * (lit[None, :] * fall)[:, :, None])
+            ye = min(H, edge + int(2.5 * shade_depth))
+        if strata:
+            ye = H
+        if snow:
+            ye = max(ye, min(H, int(snow[0] + 50)))
+        ys = np.arange(y0, H, dtype=np.float32)[:, None]
+        c0, c1 = np.array(hexc(top), np.float32), np.array(hexc(bottom), np.float32)
+        base = c0 + (c1 - c0) * np.clip((ys - y0) / (H - y0), 0, 1)[:, :, None]  # (rows, 1, 3)
+        if ye < H:
+            img[ye:] = base[ye - y0:]
+        ys = ys[: ye - y0]
+        col = base[: ye - y0]
+        below = ys - ridge[None, :]
+        light = None
+        if shade and facets:
+            depth = np.maximum(below, 0)
+            light = (self._facets(ridge, y0, len(ys)) * np.exp(-depth / shade_depth))[:, :, None]
+            col = col * (1 + shade * light)
+        elif shade:
+            levels = []
+            for win in (5, 21, 71, 221):
+                smooth = np.convolve(np.pad(ridge, win // 2, mode="edge"), np.ones(win) / win,
+                                     mode="valid")
+                g = np.gradient(smooth)
+                levels.append(np.tanh(-g / (np.std(g) + 1e-6)))
+            flat = np.concatenate(levels).astype(np.float32)
+            depth = np.maximum(below, 0)
+            pos = np.minimum(np.log2(1 + depth / 10) * 0.5, len(levels) - 1.001)
+            i = pos.astype(np.int32)
+            f = pos - i.astype(np.float32)
+            idx = i * W + np.arange(W, dtype=np.int32)[None, :]
+            lit = flat[idx] * (1 - f) + flat[idx + W] * f
+            light = (lit * np.exp(-depth / shade_depth))[:, :, None]
+            col = col * (1 + shade * light)
+        if strata:
+            wobble = (14 * noise1d(self.rng, octaves=4, base=4)).astype(np.float32)
+            yw = ys + wobble[None, :]
+            bands = np.sin(yw * 0.09) + 0.5 * np.sin(yw * 0.031)
+            col = col * (1 + strata * bands[:, :, None])
         if snow:
             line, colour = snow
-            snow_y = line + 40 * noise1d(self.rng, octaves=5, base=8)
-            s = np.clip((snow_y[None, :] - ys) / 6, 0, 1)
+            snow_y = (line + 40 * noise1d(self.rng, octaves=4, base=6)
+                      + 22 * noise1d(self.rng, octaves=3, base=60)).astype(np.float32)
+            n = max(0, min(len(ys), int(snow_y.max()) + 8 - y0))  # rows that can have snow
+            s = np.clip((snow_y[None, :] - ys[:n]) / 6, 0, 1)[:, :, None]
             sc = np.array(hexc(colour), np.float32)
-            if shade:
-                sc = sc * (1 + 0.6 * shade * (lit[None, :] * fall)[:, :, None])
-            col = col + (sc - col) * s[:, :, None]
-        region = self.img[y0:]
-        region += (col - region) * a[:, :, None]
+            if light is not None:
+                sc = sc * (1 + 0.5 * shade * light[:n])
+            col = np.array(np.broadcast_to(col, (len(ys), W, 3)))
+            col[:n] += (sc - col[:n]) * s
+        # per-pixel rows: blend along the ridge line, plain copy where fully covered
+        region = img[y0:ye]
+        k = edge - y0
+        a = np.clip(below[:k] + 0.5, 0, 1)[:, :, None]
+        region[:k] += (np.broadcast_to(col[:k], region[:k].shape) - region[:k]) * a
+        if ye > edge:
+            region[k:] = col[k:]
+
+    def _facets(self, ridge: np.ndarray, y0: int, rows: int) -> np.ndarray:
+        """About +1 on faces lit from the left, -1 on faces in shade (worked out at 1/4 size).
+
+        Each peak casts a cone downwards, split by a spur line running down from it: the
+        part left of the spur faces the light. Higher peaks are painted last, over lower ones.
+        """
+        q = 4
+        rq = ridge.reshape(-1, q).min(axis=1) / q
+        wq, hq = W // q, -(-rows // q)
+        yq = (y0 / q + np.arange(hq, dtype=np.float32))[:, None]
+        side = np.zeros((hq, wq), np.float32)
+        reach = 9
+        padded = np.pad(rq, reach, mode="edge")
+        window = np.lib.stride_tricks.sliding_window_view(padded, 2 * reach + 1).min(axis=1)
+        peaks = np.flatnonzero(rq <= window)
+        for i in peaks[np.argsort(-rq[peaks])]:
+            k = self.rng.uniform(0.7, 1.1)  # steepness of the cone's sides
+            skew = self.rng.uniform(-0.35, 0.35)  # the spur's lean
+            lit, dark = self.rng.uniform(0.6, 1.0), -self.rng.uniform(0.6, 1.0)
+            r0 = max(0, int(rq[i] - y0 / q))
+            if r0 >= hq:
+                continue
+            half = int((hq - r0) / k) + 1
+            c0, c1 = max(0, i - half), min(wq, i + half + 1)
+            xs = np.arange(c0, c1, dtype=np.float32)[None, :]
+            depth = yq[r0:] - rq[i]
+            inside = (np.abs(xs - i) * k <= depth) & (depth >= 0)
+            value = np.where(xs - i < depth * skew, np.float32(lit), np.float32(dark))
+            region = side[r0:, c0:c1]
+            region[inside] = value[inside]
+        full = Image.fromarray(side, "F").resize((W, hq * q), Image.BILINEAR)
+        return np.asarray(full, np.float32)[:rows]
 
     def stamp(self, paint: Callable[[Draw], None], color: str, alpha: float = 1.0) -> None:
         """Composite a silhouette painted (white on black) by ``paint``."""
@@ -242,25 +376,36 @@ class Canvas:
         region = self.img[y0:y1, x0:x1]
         region += (np.array(hexc(color), np.float32) - region) * a
 
+    def paint_mask(self, mask: Image.Image, color: str, alpha: float = 1.0) -> None:
+        box = mask.getbbox()
+        if not box:
+            return
+        x0, y0, x1, y1 = box
+        a = np.asarray(mask.crop(box), np.float32)[:, :, None] / 255 * alpha
+        region = self.img[y0:y1, x0:x1]
+        region += (np.array(hexc(color), np.float32) - region) * a
+
     def water(self, y: int, tint: str, tint_amount: float, ripple: float = 3.0,
               glint_x: float | None = None, glint: str = "#fff2cc", darken: float = 0.85) -> None:
         rows = np.arange(y, H)
         src = np.clip(2 * y - rows - 1, 0, H - 1)
-        dist = (rows - y).astype(np.float32)
+        dist = (rows - y).astype(np.float32)  # float32 throughout: big arrays stay cheap
         dx = (np.sin(rows * 0.9) * 0.6 + np.sin(rows * 0.23 + 1.3) * 0.4) * ripple * (1 + dist / 80)
         cols = (np.arange(W)[None, :] + dx[:, None]).astype(int) % W
         refl = self.img[src[:, None], cols] * darken
         tc = np.array(hexc(tint), np.float32)
         t = (tint_amount + (1 - tint_amount) * 0.25 * dist / max(1, H - y))[:, None, None]
+        t = t.astype(np.float32)
         out = refl + (tc - refl) * t
         # thin bright ripple lines
         lines = (np.sin(rows * 1.7 + np.sin(rows * 0.11) * 3) > 0.93).astype(np.float32)
-        streak = noise1d(self.rng, octaves=6, base=20) > 0.15
+        streak = (noise1d(self.rng, octaves=6, base=20) > 0.15).astype(np.float32)
         out += (lines[:, None] * streak[None, :] * 18)[:, :, None]
         if glint_x is not None:
             width = 30 + dist * 0.9
-            band = np.exp(-(((np.arange(W)[None, :] - glint_x) / width[:, None]) ** 2))
-            sparkle = self.rng.random((len(rows), W)) ** 6
+            xs = np.arange(W, dtype=np.float32)[None, :]
+            band = np.exp(-(((xs - glint_x) / width[:, None]) ** 2))
+            sparkle = self.rng.random((len(rows), W), dtype=np.float32) ** 6
             gl = (band * (0.35 + sparkle) * (np.sin(rows * 2.1) > -0.2)[:, None])
             gc = np.array(hexc(glint), np.float32)
             out += (gc - out) * np.clip(gl, 0, 1)[:, :, None] * 0.8
@@ -269,13 +414,15 @@ class Canvas:
     # -- finish -----------------------------------------------------------------------------
 
     def finish(self, path: Path, grain: float = 4.0, blur: float = 0.8) -> None:
-        pic = Image.fromarray(np.clip(self.img, 0, 255).astype(np.uint8), "RGB")
-        pic = pic.filter(ImageFilter.GaussianBlur(blur))
+        img = self.img
+        np.clip(img, 0, 255, out=img)
+        pic = Image.fromarray(img.astype(np.uint8), "RGB").filter(ImageFilter.GaussianBlur(blur))
         arr = np.asarray(pic, np.float32) * _vignette()
-        arr += self.rng.standard_normal((H, W, 1), dtype=np.float32) * grain
+        dy, dx = (int(v) for v in self.rng.integers(0, GRAIN_PAD, 2))
+        arr += _grain()[dy:dy + H, dx:dx + W] * grain
+        np.clip(arr, 0, 255, out=arr)
         tmp = _tmp(path)
-        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB").save(
-            tmp, "JPEG", quality=90, optimize=False)
+        Image.fromarray(arr.astype(np.uint8), "RGB").save(tmp, "JPEG", quality=90)
         os.replace(tmp, path)
 
 
@@ -298,7 +445,8 @@ def round_tree(d: Draw, x: float, base: float, h: float, rng: np.random.Generato
     cy = base - h * 0.68
     d.ellipse((x - r, cy - r, x + r, cy + r), fill=255)
     for _ in range(3):
-        ox, oy, rr = rng.uniform(-r, r) * 0.6, rng.uniform(-r, r * 0.3) * 0.6, r * rng.uniform(0.55, 0.8)
+        ox, oy = rng.uniform(-r, r) * 0.6, rng.uniform(-r, r * 0.3) * 0.6
+        rr = r * rng.uniform(0.55, 0.8)
         d.ellipse((x + ox - rr, cy + oy - rr, x + ox + rr, cy + oy + rr), fill=255)
 
 
@@ -320,8 +468,9 @@ def palm(d: Draw, x: float, base: float, h: float, lean: float) -> None:
             droop = u * u * length * 0.55
             spine.append((tx + math.cos(ang) * length * u,
                           ty + math.sin(ang) * length * u * 0.7 + droop))
-        upper = [(px, py - h * 0.035 * math.sin(math.pi * j / 10)) for j, (px, py) in enumerate(spine)]
-        lower = [(px, py + h * 0.035 * math.sin(math.pi * j / 10)) for j, (px, py) in enumerate(spine)]
+        bulge = [h * 0.035 * math.sin(math.pi * j / 10) for j in range(len(spine))]
+        upper = [(px, py - b) for (px, py), b in zip(spine, bulge, strict=True)]
+        lower = [(px, py + b) for (px, py), b in zip(spine, bulge, strict=True)]
         d.polygon(upper + lower[::-1], fill=255)
 
 
@@ -354,8 +503,8 @@ def bare_tree(d: Draw, x: float, y: float, length: float, angle: float, width: f
 def house(d: Draw, win: Draw | None, x: float, base: float, w: float, h: float,
           rng: np.random.Generator) -> None:
     d.rectangle((x, base - h, x + w, base + 6), fill=255)
-    d.polygon([(x - w * 0.12, base - h), (x + w / 2, base - h - w * 0.45), (x + w * 1.12, base - h)],
-              fill=255)
+    roof = [(x - w * 0.12, base - h), (x + w / 2, base - h - w * 0.45), (x + w * 1.12, base - h)]
+    d.polygon(roof, fill=255)
     if win is not None:
         for i in range(int(rng.integers(1, 3))):
             wx = x + w * (0.2 + 0.45 * i)
@@ -385,6 +534,25 @@ def buildings(d: Draw, win: Draw | None, base: float, rng: np.random.Generator,
         x += w + rng.uniform(-2, 12)
 
 
+def pines(points: list[tuple[float, float]], low: float, high: float,
+          rng: np.random.Generator) -> Callable[[Draw], None]:
+    """A painter of pine trees of random heights at ``points``."""
+    def paint(d: Draw) -> None:
+        for x, y in points:
+            pine(d, x, y, rng.uniform(low, high))
+    return paint
+
+
+def trees(points: list[tuple[float, float]], low: float, high: float,
+          rng: np.random.Generator, share: float = 1.0) -> Callable[[Draw], None]:
+    """A painter of round trees at a random ``share`` of ``points``."""
+    def paint(d: Draw) -> None:
+        for x, y in points:
+            if rng.random() < share:
+                round_tree(d, x, y, rng.uniform(low, high), rng)
+    return paint
+
+
 def along(ridge: np.ndarray, rng: np.random.Generator, count: int, x_range: tuple[float, float],
           sink: float = 6.0) -> list[tuple[float, float]]:
     xs = np.sort(rng.uniform(x_range[0], x_range[1], count))
@@ -400,8 +568,8 @@ def photo_sunset_range(c: Canvas) -> None:
            (0.7, "#ffd899"), (1, "#ffd899")])
     c.sun(1180, 760, 70, "#fff3d6", "#ffb070", 420, 0.9)
     c.clouds(7, (180, 520), "#f6a1a0", 0.55, stretch=3.0, size=0.7, shade="#8a4a78")
-    c.layer(mountains(rng, 820, 330), "#b46a8c", "#9a5c84", shade=0.25)
-    c.layer(mountains(rng, 900, 260), "#7f4677", "#6a3b6b", shade=0.3)
+    c.layer(mountains(rng, 820, 330), "#b46a8c", "#9a5c84", shade=0.25, facets=True)
+    c.layer(mountains(rng, 900, 260), "#7f4677", "#6a3b6b", shade=0.3, facets=True)
     c.fog(900, 60, "#f3a58a", 0.25)
     mid = hills(rng, 1000, 160)
     c.layer(mid, "#4d2b5c", "#3c2350", shade=0.2)
@@ -418,16 +586,14 @@ def photo_alpine_lake(c: Canvas) -> None:
     c.sky([(0, "#2f6fc4"), (0.3, "#6aa9e6"), (0.55, "#cfe9f7"), (1, "#e8f5fb")])
     c.sun(360, 200, 50, "#ffffff", "#fff8e0", 260, 0.7)
     c.clouds(6, (120, 420), "#ffffff", 0.9, stretch=1.6, size=1.1, shade="#b9c9dc")
-    c.layer(mountains(rng, 640, 430, sharp=1.3), "#8e9db3", "#6d7f98", shade=0.45,
-            snow=(470, "#f4f8fc"), shade_depth=260)
+    c.layer(mountains(rng, 640, 430, sharp=1.3), "#8e9db3", "#6d7f98", shade=0.4,
+            snow=(470, "#f4f8fc"), shade_depth=500, facets=True)
     c.fog(640, 40, "#dbe9f3", 0.35)
     forest = hills(rng, 740, 90, bumps=3)
     c.layer(forest, "#3f6552", "#2f5142")
-    c.stamp(lambda d: [pine(d, x, y, rng.uniform(40, 85)) for x, y in along(forest, rng, 140, (0, W))],
-            "#2c4d3d")
+    c.stamp(pines(along(forest, rng, 140, (0, W)), 40, 85, rng), "#2c4d3d")
     c.water(790, "#2a6f8c", 0.35, ripple=2.5)
-    shore = hills(rng, 1230, 240, bumps=2)
-    shore = np.where(np.arange(W) < W * 0.45, shore, 1400)
+    shore = hills(rng, 1150, 60, bumps=2) + np.clip(np.arange(W) - 500, 0, None) ** 1.6 * 0.06
     c.layer(shore, "#314b2e", "#1f3320")
     c.stamp(lambda d: [pine(d, x, y, rng.uniform(160, 300))
                        for x, y in along(shore, rng, 9, (0, W * 0.4), 12)], "#17301f")
@@ -436,8 +602,8 @@ def photo_alpine_lake(c: Canvas) -> None:
 def photo_moon_town(c: Canvas) -> None:
     rng = c.rng
     c.sky([(0, "#040818"), (0.4, "#0f1c45"), (0.75, "#2a3c75"), (1, "#2a3c75")])
+    c.sun(1460, 260, 62, "#f3f0dc", "#7f9cff", 320, 0.45, craters=5)
     c.stars(650, 820)
-    c.sun(1460, 260, 62, "#f3f0dc", "#7f9cff", 320, 0.45, craters=6)
     c.clouds(4, (300, 600), "#3a4d86", 0.45, stretch=2.5, size=0.8)
     c.layer(hills(rng, 860, 200, bumps=2), "#1d2b58", "#172248", shade=0.1)
     town = hills(rng, 960, 110, bumps=2)
@@ -451,7 +617,7 @@ def photo_moon_town(c: Canvas) -> None:
             house(d, wd, x, y, rng.uniform(50, 90), rng.uniform(40, 70), rng)
 
     c.stamp(houses, "#0f1630")
-    c.stamp(lambda d: d.bitmap((0, 0), lights), "#ffcb6b")
+    c.paint_mask(lights, "#ffcb6b")
     c.fog(1010, 50, "#2c3d72", 0.3)
     front = hills(rng, 1150, 120, bumps=3)
     c.layer(front, "#0a1028", "#060a1a")
@@ -463,13 +629,15 @@ def photo_desert(c: Canvas) -> None:
     rng = c.rng
     c.sky([(0, "#4f8cc9"), (0.35, "#a9cbe3"), (0.55, "#f4dcb0"), (1, "#f7c98a")])
     c.sun(1480, 520, 85, "#fff8e6", "#ffd08a", 360, 0.7)
-    mesa = np.minimum(hills(rng, 720, 380, octaves=3, bumps=3), 640)
-    mesa = np.where(np.abs(np.arange(W) - 800) < 520, mesa, 760)
-    mesa = np.convolve(np.pad(mesa, 10, mode="edge"), np.ones(21) / 21, mode="valid")
-    c.layer(mesa, "#c98b62", "#b87a55", shade=0.5, shade_depth=400)
+    xs = np.arange(W)
+    mesa = np.interp(xs, [0, 330, 430, 470, 1080, 1130, 1260, 1520, 1580, 1690, 1740, 1900, W],
+                     [770, 762, 700, 600, 592, 610, 740, 745, 676, 672, 740, 766, 770])
+    mesa += 6 * noise1d(rng, octaves=6, base=24)
+    c.layer(mesa, "#c98b62", "#b07252", shade=0.45, shade_depth=500, strata=0.05)
     c.fog(730, 30, "#f2d2a6", 0.5)
-    for base, amp, top, bottom in ((800, 90, "#ecbc84", "#dfa56c"), (900, 130, "#e2a867", "#d08f52"),
-                                   (1050, 150, "#d38f50", "#b9733c")):
+    dunes = ((800, 90, "#ecbc84", "#dfa56c"), (900, 130, "#e2a867", "#d08f52"),
+             (1050, 150, "#d38f50", "#b9733c"))
+    for base, amp, top, bottom in dunes:
         ridge = base - amp * (0.6 * np.sin(np.arange(W) / rng.uniform(180, 320) + rng.uniform(0, 6))
                               + 0.4 * noise1d(rng, octaves=3, base=2))
         c.layer(ridge, top, bottom, shade=0.6, shade_depth=120)
@@ -489,9 +657,7 @@ def photo_misty_forest(c: Canvas) -> None:
         ridge = hills(rng, 620 + i * 140, 90 + 20 * i, bumps=3)
         c.layer(ridge, colour, colour)
         size = 60 + i * 45
-        c.stamp(lambda d, r=ridge, s=size: [pine(d, x, y, rng.uniform(s * 0.7, s * 1.3))
-                                           for x, y in along(r, rng, int(90 - i * 14), (0, W))],
-                colour)
+        c.stamp(pines(along(ridge, rng, 90 - i * 14, (0, W)), size * 0.7, size * 1.3, rng), colour)
         if mist:
             c.fog(700 + i * 140, 70, "#eef0e8", mist)
 
@@ -499,14 +665,14 @@ def photo_misty_forest(c: Canvas) -> None:
 def photo_city_dusk(c: Canvas) -> None:
     rng = c.rng
     c.sky([(0, "#17234f"), (0.35, "#5a4a8c"), (0.6, "#e7837a"), (0.78, "#ffc27a"), (1, "#ffc27a")])
-    c.stars(120, 350)
     c.sun(640, 930, 85, "#fff0c8", "#ff9a6a", 420, 0.8)
+    c.stars(120, 350)
     c.clouds(5, (250, 600), "#f29a94", 0.5, stretch=3.2, size=0.6, shade="#6a4f8c")
     c.stamp(lambda d: buildings(d, None, 960, rng, 120, 300, 60, 130, 0.0), "#6d5b8f")
     win = Image.new("L", (W, H), 0)
     c.stamp(lambda d: buildings(d, ImageDraw.Draw(win), 1000, rng, 160, 460, 90, 190, 0.3),
             "#241c3c")
-    c.stamp(lambda d: d.bitmap((0, 0), win), "#ffd27a")
+    c.paint_mask(win, "#ffd27a")
     c.water(1000, "#2a2248", 0.35, ripple=3.5, glint_x=640, glint="#ffcf9a")
 
 
@@ -515,13 +681,12 @@ def photo_autumn_valley(c: Canvas) -> None:
     c.sky([(0, "#5f9fd8"), (0.45, "#b9d8ee"), (0.7, "#f3e3c9"), (1, "#f3e3c9")])
     c.sun(1620, 280, 48, "#ffffff", "#fff2d0", 240, 0.6)
     c.clouds(8, (100, 480), "#ffffff", 0.85, stretch=1.4, size=1.0, shade="#c4cfe0")
-    c.layer(mountains(rng, 760, 260), "#8d9fb5", "#7f93aa", shade=0.3)
+    c.layer(mountains(rng, 760, 260), "#8d9fb5", "#7f93aa", shade=0.3, facets=True)
     mid = hills(rng, 860, 140, bumps=2)
     c.layer(mid, "#b9874a", "#a4733c", shade=0.3)
     spots = along(mid, rng, 60, (0, W))
     for colour in ("#d5582e", "#e89a30", "#b8442d"):
-        c.stamp(lambda d, s=spots[: len(spots)]: [round_tree(d, x, y, rng.uniform(45, 80), rng)
-                                                  for x, y in s if rng.random() < 0.4], colour)
+        c.stamp(trees(spots, 45, 80, rng, share=0.4), colour)
     roofs = along(mid, rng, 5, (700, 1200), 4)
     c.stamp(lambda d: [house(d, None, x, y, 46, 30, rng) for x, y in roofs], "#f2ead8")
     front = hills(rng, 1120, 160, bumps=2)
@@ -544,30 +709,32 @@ def photo_seaside(c: Canvas) -> None:
     sea_t = np.clip((ys[horizon:] - horizon) / (H - horizon), 0, 1)[:, :, None]
     c0, c1 = np.array(hexc("#3a8fbf"), np.float32), np.array(hexc("#0d4a73"), np.float32)
     c.img[horizon:] = c0 + (c1 - c0) * sea_t
-    c.water(horizon, "#1d6fa3", 0.75, ripple=1.0, glint_x=1320, glint="#ffffff", darken=1.0)
-    cliff = np.where(np.arange(W) < 620 + 60 * noise1d(rng, 3, 2), 520 + 30 * noise1d(rng, 6, 4), 1500)
-    cliff = np.convolve(np.pad(cliff, 6, mode="edge"), np.ones(13) / 13, mode="valid")
-    c.layer(cliff, "#78a34f", "#5f8a3e", shade=0.3)  # grass on top
-    rock = np.where(cliff < 1400, cliff + 22 + 8 * noise1d(rng, 6, 20), 1500)
-    c.layer(rock, "#a08a69", "#6b583f", shade=0.4)
+    c.water(horizon, "#1d6fa3", 0.9, ripple=1.0, glint_x=1320, glint="#ffffff", darken=1.0)
+    c.fog(horizon, 14, "#e8f4fa", 0.5)
+    xs = np.arange(W)
+    cliff = np.interp(xs, [0, 420, 560, 600, 640, 700, 760, 820, W],
+                      [520, 528, 540, 600, 680, 760, 900, 1300, 1500])
+    cliff += 10 * noise1d(rng, octaves=6, base=16)
+    c.layer(cliff, "#78a34f", "#5f8a3e")  # grass on top
+    rock = np.where(xs < 560, cliff + 22 + 6 * noise1d(rng, 6, 30), cliff + 4)
+    c.layer(rock, "#b39d7a", "#6b583f", shade=0.5, shade_depth=400, strata=0.06)
     c.stamp(lambda d: (d.rectangle((300, 330, 350, 540), fill=255),
                        d.polygon([(292, 330), (325, 290), (358, 330)], fill=255)), "#f4f2ea")
     c.stamp(lambda d: [d.rectangle((300, y, 350, y + 26), fill=255) for y in (380, 450)], "#d2433a")
     c.stamp(lambda d: d.rectangle((306, 300, 344, 330), fill=255), "#ffe08a")
-    c.fog(horizon, 14, "#e8f4fa", 0.5)
 
 
 def photo_winter(c: Canvas) -> None:
     rng = c.rng
     c.sky([(0, "#8fb0d8"), (0.4, "#c9d7ea"), (0.62, "#f6e1e0"), (1, "#f6e1e0")])
     c.sun(520, 690, 60, "#fff6e8", "#ffd9c8", 380, 0.8)
-    c.layer(mountains(rng, 760, 280), "#d9e2ee", "#c3cfe0", shade=0.2)
+    c.layer(mountains(rng, 760, 280), "#d9e2ee", "#c3cfe0", shade=0.2, facets=True)
     for i, base in enumerate((880, 1000, 1140)):
         ridge = hills(rng, base, 110 + 30 * i, bumps=2)
         if i == 1:
             c.stamp(lambda d, r=ridge: [pine(d, x, y, rng.uniform(70, 130))
                                        for x, y in along(r, rng, 30, (0, W))], "#2f4b52")
-        c.layer(ridge, "#f4f7fb", "#d4deeb", shade=0.25, shade_depth=200)
+        c.layer(ridge, "#f4f7fb", "#d4deeb", shade=0.12, shade_depth=120)
         if i == 2:
             c.stamp(lambda d, r=ridge: [bare_tree(d, x, y, rng.uniform(70, 110), -math.pi / 2
                                                   + rng.uniform(-0.1, 0.1), 12, 6, rng)
@@ -588,7 +755,8 @@ def photo_lagoon_dawn(c: Canvas) -> None:
     c.stamp(lambda d: [palm(d, x, y + 2, rng.uniform(40, 70), rng.uniform(-0.3, 0.3))
                        for x, y in along(island, rng, 5, (1420, 1700), 0)], "#4a2a58")
     c.water(horizon, "#6a3f7a", 0.3, ripple=2.0, glint_x=960, glint="#ffe2b0")
-    beach = np.where(np.arange(W) > 1180, 1130 - 140 * ((np.arange(W) - 1180) / 740) ** 1.5, 1400)
+    beach = np.where(np.arange(W) > 1180,
+                     1130 - 140 * (np.clip(np.arange(W) - 1180, 0, None) / 740) ** 1.5, 1400)
     c.layer(beach, "#2a1b36", "#1a1022")
     c.stamp(lambda d: (palm(d, 1500, 1110, 420, -0.45), palm(d, 1700, 1060, 520, -0.3),
                        palm(d, 1850, 1000, 360, -0.15)), "#1a1022")
@@ -612,14 +780,15 @@ def make_photo(index: int, path: Path) -> None:
 
 
 def make_logo(path: Path) -> None:
-    k, size = 4, 400
+    k, size = 3, 400
     big = size * k
     yy, xx = np.mgrid[0:big, 0:big].astype(np.float32) / big
     t = np.clip((xx + yy) / 2, 0, 1)[:, :, None]
     c0, c1 = np.array(hexc("#ff7a18"), np.float32), np.array(hexc("#e0245e"), np.float32)
     fill = c0 + (c1 - c0) * t
     # a soft highlight in the upper-left
-    fill += (255 - fill) * (np.exp(-(((xx - 0.3) ** 2 + (yy - 0.25) ** 2) / 0.05)) * 0.22)[:, :, None]
+    highlight = np.exp(-(((xx - 0.3) ** 2 + (yy - 0.25) ** 2) / 0.05)) * 0.22
+    fill += (255 - fill) * highlight[:, :, None]
     rect = (20 * k, 16 * k, 380 * k, 376 * k)
     mask = Image.new("L", (big, big), 0)
     ImageDraw.Draw(mask).rounded_rectangle(rect, radius=88 * k, fill=255)
@@ -634,18 +803,26 @@ def make_logo(path: Path) -> None:
     rgba[:, :, :3] = fill * m / np.maximum(alpha, 1e-6)  # shadow is black: colour only from fill
     rgba[:, :, 3:] = alpha * 255
     img = Image.fromarray(np.clip(rgba, 0, 255).astype(np.uint8), "RGBA")
-    draw = ImageDraw.Draw(img)
-    draw.rounded_rectangle((rect[0] + 14 * k, rect[1] + 14 * k, rect[2] - 14 * k, rect[3] - 14 * k),
-                           radius=74 * k, outline=(255, 255, 255, 120), width=5 * k)
     try:
         font = ImageFont.truetype(str(FONT), 250 * k)
     except OSError:
         font = ImageFont.load_default(size=250 * k)
-    bbox = draw.textbbox((0, 0), "ff", font=font)
+    # each mark on its own layer, composited: drawing translucent ink straight onto RGBA
+    # would replace the badge's pixels instead of blending over them
+    ring = Image.new("RGBA", img.size, (0, 0, 0, 0))
+    ImageDraw.Draw(ring).rounded_rectangle(
+        (rect[0] + 14 * k, rect[1] + 14 * k, rect[2] - 14 * k, rect[3] - 14 * k),
+        radius=74 * k, outline=(255, 255, 255, 120), width=5 * k)
+    bbox = ImageDraw.Draw(ring).textbbox((0, 0), "ff", font=font)
     cx, cy = (rect[0] + rect[2]) / 2, (rect[1] + rect[3]) / 2
     pos = (cx - (bbox[0] + bbox[2]) / 2, cy - (bbox[1] + bbox[3]) / 2)
-    draw.text((pos[0] + 3 * k, pos[1] + 6 * k), "ff", font=font, fill=(120, 20, 40, 110))
-    draw.text(pos, "ff", font=font, fill=(255, 255, 255, 255))
+    drop = Image.new("RGBA", img.size, (0, 0, 0, 0))
+    ImageDraw.Draw(drop).text((pos[0] + 3 * k, pos[1] + 6 * k), "ff", font=font,
+                              fill=(120, 20, 40, 110))
+    letters = Image.new("RGBA", img.size, (0, 0, 0, 0))
+    ImageDraw.Draw(letters).text(pos, "ff", font=font, fill=(255, 255, 255, 255))
+    for layer in (ring, drop, letters):
+        img = Image.alpha_composite(img, layer)
     tmp = _tmp(path)
     img.resize((size, size), Image.LANCZOS).save(tmp, "PNG", optimize=True)
     os.replace(tmp, path)
@@ -674,8 +851,10 @@ def synth_voice(seed: int, duration: float, f0_base: float) -> np.ndarray:
     t = np.arange(n) / SR
     scale = 1.0 if f0_base < 160 else 1.16  # higher voices have higher formants
     # -- when the syllables are
+    lead, tail = 0.15, 0.3
     sylls: list[tuple[float, float, str, float]] = []
-    pos, words, phrase = 0.15, 0, int(rng.integers(3, 6))
+    pos, words, phrase = lead, 0, int(rng.integers(3, 6))
+    fitted = 0  # syllables that fit before the tail
     while True:
         p = pos
         word = []
@@ -683,14 +862,21 @@ def synth_voice(seed: int, duration: float, f0_base: float) -> np.ndarray:
             d = rng.uniform(0.11, 0.24)
             word.append((p, p + d, str(rng.choice(list(VOWELS))), rng.uniform(0.55, 1.0)))
             p += d + rng.uniform(0.0, 0.025)
-        if p > duration - 0.25:
-            break
         sylls += word
+        if p > duration - tail:
+            break
+        fitted = len(sylls)
         words += 1
         pos = p + rng.uniform(0.05, 0.11)
         if words >= phrase:
             pos += rng.uniform(0.22, 0.4)
             words, phrase = 0, int(rng.integers(3, 6))
+    # speak a little faster or slower so that the voice ends just before the tail
+    room = duration - tail - lead
+    options = [sylls, sylls[:fitted]] if fitted else [sylls]
+    sylls = min(options, key=lambda ss: abs(math.log(room / (ss[-1][1] - lead))))
+    k = room / (sylls[-1][1] - lead)
+    sylls = [(lead + (a - lead) * k, lead + (b - lead) * k, v, lv) for a, b, v, lv in sylls]
     # -- the amplitude envelope and consonants
     env = np.zeros(n, np.float32)
     noise = np.zeros(n, np.float32)
@@ -709,13 +895,15 @@ def synth_voice(seed: int, duration: float, f0_base: float) -> np.ndarray:
         if kind < 0.35:  # fricative before the vowel
             c_len = int(rng.uniform(0.05, 0.1) * SR)
             c0 = max(0, i0 - c_len // 2)
-            burst = hiss[c0:c0 + c_len] * np.sin(np.linspace(0, np.pi, c_len))[: len(hiss[c0:c0 + c_len])]
+            seg = hiss[c0:c0 + c_len]
+            burst = seg * np.sin(np.linspace(0, np.pi, c_len))[: len(seg)]
             noise[c0:c0 + c_len] += burst * 0.08 * level
         elif kind < 0.7:  # plosive burst
             c_len = int(0.018 * SR)
             c0 = max(0, i0 - c_len)
-            seg = white[c0:c0 + c_len] * np.exp(-np.linspace(0, 5, c_len))[: len(white[c0:c0 + c_len])]
-            noise[c0:c0 + c_len] += seg * 0.18 * level
+            seg = white[c0:c0 + c_len]
+            decay = np.exp(-np.linspace(0, 5, c_len))[: len(seg)]
+            noise[c0:c0 + c_len] += seg * decay * 0.18 * level
     # -- pitch: declining over phrases, raised on stressed syllables, a little vibrato
     f0 = np.full(n, f0_base, np.float64) * (1.12 - 0.22 * t / duration)
     for a, b, _, level in sylls:
@@ -735,7 +923,8 @@ def synth_voice(seed: int, duration: float, f0_base: float) -> np.ndarray:
     n_harm = int(4200 / f0_base)
     for k in range(1, n_harm + 1):
         fk = k * f0c
-        amp = sum(g * np.exp(-0.5 * ((fk - f) / w) ** 2) for g, f, w in zip(gains, formants, widths))
+        peaks = zip(gains, formants, widths, strict=True)
+        amp = sum(g * np.exp(-0.5 * ((fk - f) / w) ** 2) for g, f, w in peaks)
         amp = (amp + 0.04) / k**0.35
         amp_s = np.interp(t, tc, amp).astype(np.float32)
         voice += amp_s * np.sin((k * phase) % (2 * np.pi)).astype(np.float32)
@@ -765,11 +954,17 @@ def synth_music(seed: int, duration: float = 20.0) -> np.ndarray:
         m = min(len(env), n - i0)
         if m <= 0:
             return
-        tt = np.arange(m) / SR
+        tt = np.arange(m, dtype=np.float32) / SR
+        shaped = (env[:m] * gain / 2).astype(np.float32)
+
+        def wave(f: float) -> np.ndarray:
+            return sum(p * np.sin((2 * np.pi * f * (j + 1)) * tt + j)
+                       for j, p in enumerate(partials) if p) * shaped
+
+        mono = None if detune else wave(freq)
         for side, out, sign in ((1 - pan, left, -1), (1 + pan, right, 1)):
-            f = freq * (1 + sign * detune)
-            wave = sum(p * np.sin(2 * np.pi * f * (j + 1) * tt + j) for j, p in enumerate(partials))
-            out[i0:i0 + m] += (wave * env[:m] * gain * side / 2).astype(np.float32)
+            w = mono if mono is not None else wave(freq * (1 + sign * detune))
+            out[i0:i0 + m] += w * side
 
     chord_len, beat = 2.5, 0.625
     chords = [([60, 64, 67], 48), ([60, 64, 69], 45), ([60, 65, 69], 41), ([59, 62, 67], 43)] * 2
@@ -781,7 +976,8 @@ def synth_music(seed: int, duration: float = 20.0) -> np.ndarray:
         tt = np.arange(m) / SR
         env = np.minimum(1, tt / 0.45) * np.clip((length - tt) / 0.9, 0, 1) ** 1.5
         for note in notes:
-            add(start, length, _note_hz(note), env, [1, 0.35, 0.12, 0.05], 0.075, 0.0, detune=0.0018)
+            add(start, length, _note_hz(note), env, [1, 0.35, 0.12, 0.05], 0.075, 0.0,
+                detune=0.0018)
         # bass: root on beats 1 and 3, octave on the "and" of 4
         for b_off, b_note, b_gain in ((0, root, 0.26), (2, root, 0.2), (3.5, root + 12, 0.12)):
             m = int(1.2 * SR)
@@ -848,7 +1044,7 @@ def make_clip(path: Path) -> None:
         "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=8",
         "-f", "lavfi", "-i", "sine=frequency=330:beep_factor=3:sample_rate=48000:duration=8",
         "-filter:a", "volume=0.35",
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", "24", "-pix_fmt", "yuv420p",
+        "-c:v", "libx264", "-preset", "superfast", "-crf", "25", "-pix_fmt", "yuv420p",
         "-g", "30", "-c:a", "aac", "-b:a", "96k", "-ac", "2", "-shortest",
         "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
         "-flags:a", "+bitexact", "-movflags", "+faststart", str(tmp),
@@ -920,6 +1116,7 @@ def main(argv: list[str] | None = None) -> int:
                 took = future.result()
             except Exception as exc:  # report every failure, not just the first
                 failed += 1
+                _tmp(out / name).unlink(missing_ok=True)
                 print(f"FAILED {name}: {exc}", file=sys.stderr)
                 continue
             if not args.quiet:
