@@ -15,7 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from framefarm.api import admin, errors, events, internal, public
+from framefarm.api import admin, errors, events, internal, metrics, public
 from framefarm.api.service import Service
 from framefarm.queue import store as queue
 from framefarm.queue.clock import Clock
@@ -58,13 +58,14 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
         enrolment_token=stored_secret(settings.enrolment_token, data / "enrolment.token"))
 
 
-async def _upkeep(svc: Service) -> None:
+async def _upkeep(svc: Service, counters: metrics.Metrics) -> None:
     """Requeue expired leases and delete expired exports, forever."""
     interval = max(0.5, min(svc.settings.lease_seconds / 3, 5.0))
     ticks = 0
     while True:
         try:
-            await run_in_threadpool(svc.store.requeue_expired)
+            requeued = await run_in_threadpool(svc.store.requeue_expired)
+            counters.requeued.inc(requeued)
             if ticks % 60 == 0:
                 await run_in_threadpool(svc.sweep_exports)
         except Exception:  # keep the loop alive; the log has the details
@@ -78,7 +79,7 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_upkeep(svc))
+        task = asyncio.create_task(_upkeep(svc, app.state.metrics))
         try:
             yield
         finally:
@@ -89,6 +90,7 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
     app = FastAPI(title="framefarm", version="0.1.0", lifespan=lifespan,
                   description="Render declarative video documents on a farm of nodes.")
     app.state.service = svc
+    app.state.metrics = metrics.install(app, svc)
     errors.install(app)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,

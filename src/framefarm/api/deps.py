@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from framefarm.api.errors import ApiError
+from framefarm.api.metrics import Metrics
 from framefarm.api.service import Service
 
 
@@ -61,3 +62,11 @@ def node(request: Request, svc: ServiceDep) -> str:
 
 
 NodeDep = Annotated[str, Depends(node)]
+
+
+def metrics(request: Request) -> Metrics:
+    found: Metrics = request.app.state.metrics
+    return found
+
+
+MetricsDep = Annotated[Metrics, Depends(metrics)]

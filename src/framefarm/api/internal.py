@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from framefarm.api.deps import NodeDep, ServiceDep
+from framefarm.api.deps import MetricsDep, NodeDep, ServiceDep
 from framefarm.api.errors import ApiError
 from framefarm.api.service import blob_key
 from framefarm.queue.states import JobState
@@ -74,11 +74,13 @@ def node_heartbeat(body: NodeBeatIn, node_id: NodeDep, svc: ServiceDep) -> dict[
 
 
 @router.post("/tasks/claim", response_model=None)
-def claim(node_id: NodeDep, svc: ServiceDep) -> Response | dict[str, Any]:
+def claim(node_id: NodeDep, svc: ServiceDep,
+          counters: MetricsDep) -> Response | dict[str, Any]:
     """One task with its lease and everything needed to run it, or 204: nothing to do."""
     task = svc.store.claim(node_id)
     if task is None:
         return Response(status_code=204)
+    counters.claimed.labels(task.kind).inc()
     job = svc.store.get_job(None, task.job_id)
     return {
         "task_id": task.task_id, "job_id": task.job_id, "kind": task.kind, "idx": task.idx,
@@ -169,14 +171,20 @@ async def upload_output(
 
 
 @router.post("/tasks/{task_id}/complete")
-def complete(task_id: str, body: CompleteIn, node_id: NodeDep,
-             svc: ServiceDep) -> dict[str, Any]:
+def complete(task_id: str, body: CompleteIn, node_id: NodeDep, svc: ServiceDep,
+             counters: MetricsDep) -> dict[str, Any]:
     task = svc.store.task_for_node(task_id, body.lease_token)
     if body.output_key and not body.output_key.startswith(f"jobs/{task['job_id']}/"):
         raise ApiError(422, "invalid_output", "output_key is not this job's")
     if body.output_key and not svc.storage.exists(body.output_key):
         raise ApiError(422, "invalid_output", "output_key was not uploaded")
     job = svc.store.complete(task_id, body.lease_token, body.output_key)
+    counters.completed.labels(task["kind"]).inc()
+    if task["started_at"]:
+        counters.render_seconds.labels(task["kind"]).observe(
+            (svc.store.now() - task["started_at"]).total_seconds())
+    if task["kind"] in ("render", "snapshot"):
+        counters.frames.inc(task["frame_end"] - task["frame_start"])
     if job["state"] == JobState.SUCCEEDED:
         if job["kind"] == "snapshot" and body.output_key:
             cache = job["options"].get("cache_key")
@@ -188,7 +196,10 @@ def complete(task_id: str, body: CompleteIn, node_id: NodeDep,
 
 
 @router.post("/tasks/{task_id}/fail")
-def fail(task_id: str, body: FailIn, node_id: NodeDep, svc: ServiceDep) -> dict[str, Any]:
+def fail(task_id: str, body: FailIn, node_id: NodeDep, svc: ServiceDep,
+         counters: MetricsDep) -> dict[str, Any]:
+    task = svc.store.task_for_node(task_id, body.lease_token)
     job = svc.store.fail(task_id, body.lease_token, body.error, permanent=body.permanent,
                          step=body.step)
+    counters.failed.labels(task["kind"]).inc()
     return {"ok": True, "job_state": job["state"]}
