@@ -221,6 +221,10 @@ def worker(
                                        "of the server)", envvar="FRAMEFARM_ENROLMENT_TOKEN")],
     name: Annotated[str | None, typer.Option(help="node name (default: host-pid)")] = None,
     workdir: Annotated[Path | None, typer.Option(help="cache and scratch folder")] = None,
+    patience: Annotated[float, typer.Option(help="seconds to keep retrying reports while "
+                                            "the server is unreachable")] = 300.0,
+    hang_seconds: Annotated[float, typer.Option(help="stop and fail a render that makes no "
+                                                "progress for this long")] = 300.0,
 ) -> None:
     """Run a render node that claims tasks from a framefarm server.
 
@@ -231,7 +235,8 @@ def worker(
     from framefarm.worker.agent import Agent
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    agent = Agent(server, token, name=name, workdir=workdir)
+    agent = Agent(server, token, name=name, workdir=workdir, report_patience=patience,
+                  hang_seconds=hang_seconds)
     try:
         agent.run()
     except KeyboardInterrupt:

@@ -48,10 +48,19 @@ class LeaseLost(Exception):
     """The server no longer recognises this task's lease (409): drop the work."""
 
 
+class ServerUnavailable(httpx.TransportError):
+    """The server could not be reached within the node's patience."""
+
+
+class Stalled(Exception):
+    """The render made no progress for the node's hang limit."""
+
+
 class Agent:
     def __init__(self, server: str, enrolment_token: str, *, name: str | None = None,
                  workdir: Path | None = None, poll_seconds: float = 1.0,
-                 client: httpx.Client | None = None) -> None:
+                 client: httpx.Client | None = None, report_patience: float = 300.0,
+                 hang_seconds: float = 300.0) -> None:
         self.server = server.rstrip("/")
         self.enrolment_token = enrolment_token
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
@@ -61,6 +70,8 @@ class Agent:
         self.node_id = ""
         self._secret = ""
         self.heartbeat_seconds = 5.0
+        self.report_patience = report_patience
+        self.hang_seconds = hang_seconds
         self.stopping = threading.Event()
 
     # -- HTTP ---------------------------------------------------------------------------------
@@ -71,26 +82,31 @@ class Agent:
             headers["X-Lease-Token"] = lease
         return headers
 
-    def _call(self, method: str, url: str, *, lease: str | None = None, attempts: int = 5,
-              **kwargs: Any) -> httpx.Response:
-        """A request with retries on network errors; 409 raises LeaseLost."""
+    def _call(self, method: str, url: str, *, lease: str | None = None,
+              patience: float | None = None, **kwargs: Any) -> httpx.Response:
+        """A request, retried on network errors and 502/503/504 for up to ``patience``
+        seconds (default: the node's report patience), so reports wait out a server
+        restart or a network blip. 409 raises LeaseLost."""
+        deadline = time.monotonic() + (self.report_patience if patience is None else patience)
         delay = 0.5
-        for attempt in range(attempts):
+        while True:
             try:
                 response = self.client.request(method, url, headers=self._headers(lease),
                                                **kwargs)
+                if response.status_code not in (502, 503, 504):
+                    break
+                problem = f"HTTP {response.status_code}"
             except httpx.TransportError as exc:
-                if attempt == attempts - 1:
-                    raise
-                log.warning("%s %s: %s; retrying in %.1fs", method, url, exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                continue
-            if response.status_code == 409:
-                raise LeaseLost(response.text)
-            response.raise_for_status()
-            return response
-        raise AssertionError("unreachable")
+                problem = str(exc) or type(exc).__name__
+            if time.monotonic() + delay > deadline:
+                raise ServerUnavailable(f"{method} {url}: {problem}")
+            log.warning("%s %s: %s; retrying in %.1fs", method, url, problem, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        if response.status_code == 409:
+            raise LeaseLost(response.text)
+        response.raise_for_status()
+        return response
 
     def register(self) -> None:
         response = self.client.post("/internal/nodes/register", json={
@@ -117,7 +133,7 @@ class Agent:
 
     def run_one(self) -> bool:
         """Claim and run one task; False when there was nothing to do."""
-        response = self._call("POST", "/internal/tasks/claim")
+        response = self._call("POST", "/internal/tasks/claim", patience=0)
         if response.status_code == 204:
             return False
         self.run_task(response.json())
@@ -134,55 +150,74 @@ class Agent:
         beat.start()
         try:
             output, ext = self._execute(task, folder, cancel, progress)
+            if progress.stalled:
+                raise Stalled(f"no progress for {self.hang_seconds:g} s; the render was "
+                              "stopped")
             if cancel.is_set():
                 return
             key = self._upload(task_id, lease, output, ext) if output else None
             self._call("POST", f"/internal/tasks/{task_id}/complete",
                        json={"lease_token": lease, "output_key": key})
             log.info("task %s (%s %s) done", task_id, task["kind"], task["idx"])
-        except (LeaseLost, errors.RenderCancelled):
-            log.info("task %s: cancelled or lease lost; dropped", task_id)
+        except (LeaseLost, errors.RenderCancelled) as exc:
+            if progress.stalled:
+                self._report_failure(task, f"no progress for {self.hang_seconds:g} s; the "
+                                     "render was stopped", permanent=False)
+            else:
+                log.info("task %s: cancelled or lease lost (%s); dropped", task_id,
+                         type(exc).__name__)
         except Exception as exc:
             permanent = isinstance(exc, errors.DocumentError)
             message = str(exc) if isinstance(exc, errors.FramefarmError) else (
                 f"{type(exc).__name__}: {exc}")
-            log.warning("task %s failed: %s", task_id, message)
-            with contextlib.suppress(LeaseLost):
-                self._call("POST", f"/internal/tasks/{task_id}/fail", json={
-                    "lease_token": lease, "error": message[-20000:], "permanent": permanent,
-                    "step": task["kind"]})
+            self._report_failure(task, message, permanent=permanent)
         finally:
             progress.finished = True
             cancel.set()
             beat.join(timeout=10)
             shutil.rmtree(folder, ignore_errors=True)
 
+    def _report_failure(self, task: dict[str, Any], message: str, *, permanent: bool) -> None:
+        log.warning("task %s failed: %s", task["task_id"], message)
+        with contextlib.suppress(LeaseLost):
+            self._call("POST", f"/internal/tasks/{task['task_id']}/fail", json={
+                "lease_token": task["lease_token"], "error": message[-20000:],
+                "permanent": permanent, "step": task["kind"]})
+
     def _upload(self, task_id: str, lease: str, output: Path, ext: str) -> str:
-        """PUT the output, reopening the file for each attempt."""
-        for attempt in range(5):
+        """PUT the output, reopening the file for each attempt, for up to the report
+        patience."""
+        deadline = time.monotonic() + self.report_patience
+        delay = 0.5
+        while True:
             try:
                 with output.open("rb") as handle:
                     response = self._call("PUT", f"/internal/tasks/{task_id}/output",
-                                          lease=lease, attempts=1, params={"ext": ext},
+                                          lease=lease, patience=0, params={"ext": ext},
                                           content=_chunks(handle))
                 return str(response.json()["output_key"])
             except httpx.TransportError:
-                if attempt == 4:
+                if time.monotonic() + delay > deadline:
                     raise
-                time.sleep(2**attempt)
-        raise AssertionError("unreachable")
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     def _heartbeat(self, task_id: str, lease: str, cancel: threading.Event,
                    progress: _Progress) -> None:
-        """Extend the lease while the task runs; stop the render when told to."""
+        """Extend the lease while the task runs; stop the render when told to, or when it
+        has made no progress for ``hang_seconds``."""
         while not cancel.wait(self.heartbeat_seconds):
+            if progress.idle_seconds() > self.hang_seconds:
+                progress.stalled = True
+                cancel.set()
+                return
             body: dict[str, Any] = {"lease_token": lease, "frames_done": progress.frames}
             preview = progress.take_preview()
             if preview:
                 body["preview_jpeg"] = preview
             try:
                 answer = self._call("POST", f"/internal/tasks/{task_id}/heartbeat", json=body,
-                                    attempts=1).json()
+                                    patience=0).json()
             except LeaseLost:
                 cancel.set()
                 return
@@ -240,9 +275,13 @@ class Agent:
         if kind == "render":
             ext = "webm" if fmt == "webm" else "gif" if fmt == "gif" else "mp4"
             out = folder / f"part.{ext}"
-            engine.render_part(tl, (start, end), out, cancel=cancel,
-                               on_frames=progress.set_frames, on_frame=progress.offer,
-                               timeout=tl.project.limits.render_timeout)
+            progress.watch()
+            try:
+                engine.render_part(tl, (start, end), out, cancel=cancel,
+                                   on_frames=progress.set_frames, on_frame=progress.offer,
+                                   timeout=tl.project.limits.render_timeout)
+            finally:
+                progress.unwatch()
             return out, ext
         if kind == "audio":
             ext = "webm" if fmt == "webm" else "m4a"
@@ -295,12 +334,28 @@ class _Progress:
     def __init__(self) -> None:
         self.frames = 0
         self.finished = False
+        self.stalled = False
+        self._watching_since: float | None = None
         self._preview: str | None = None
         self._last_offer = 0.0
         self._lock = threading.Lock()
 
     def set_frames(self, done: int) -> None:
+        if done != self.frames and self._watching_since is not None:
+            self._watching_since = time.monotonic()
         self.frames = done
+
+    def watch(self) -> None:
+        """Start timing stalls: the render phase reports frames as it goes."""
+        self._watching_since = time.monotonic()
+
+    def unwatch(self) -> None:
+        self._watching_since = None
+
+    def idle_seconds(self) -> float:
+        """Seconds since the last frame while rendering; 0 outside the render phase."""
+        since = self._watching_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def offer(self, _frame: int, pixels: Array) -> None:
         now = time.monotonic()
