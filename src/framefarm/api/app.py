@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from framefarm.api import admin, errors, events, internal, metrics, public
+from framefarm import webhooks
+from framefarm.api import admin, errors, events, internal, metrics, public, views
 from framefarm.api.service import Service
 from framefarm.queue import store as queue
 from framefarm.queue.clock import Clock
@@ -58,20 +60,34 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
         enrolment_token=stored_secret(settings.enrolment_token, data / "enrolment.token"))
 
 
+def webhook_payload(svc: Service, job_id: str) -> dict[str, Any]:
+    """The body of a webhook call, built when it is sent so its link is fresh."""
+    job = views.job(svc, svc.store.get_job(None, job_id))
+    payload: dict[str, Any] = {"job": job}
+    if job["export"]:
+        url, expires = svc.signed_url(job["export"]["id"])
+        payload.update(download_url=url, download_expires_at=expires)
+    return payload
+
+
 async def _upkeep(svc: Service, counters: metrics.Metrics) -> None:
-    """Requeue expired leases and delete expired exports, forever."""
-    interval = max(0.5, min(svc.settings.lease_seconds / 3, 5.0))
+    """Requeue expired leases, send due webhooks, delete expired exports; forever."""
+    interval = max(0.2, min(svc.settings.lease_seconds / 3, 2.0))
     ticks = 0
-    while True:
-        try:
-            requeued = await run_in_threadpool(svc.store.requeue_expired)
-            counters.requeued.inc(requeued)
-            if ticks % 60 == 0:
-                await run_in_threadpool(svc.sweep_exports)
-        except Exception:  # keep the loop alive; the log has the details
-            log.exception("upkeep failed")
-        ticks += 1
-        await asyncio.sleep(interval)
+    with httpx.Client(timeout=10.0, follow_redirects=False) as client:
+        while True:
+            try:
+                requeued = await run_in_threadpool(svc.store.requeue_expired)
+                counters.requeued.inc(requeued)
+                await run_in_threadpool(
+                    webhooks.deliver_due, svc.store, lambda job_id: webhook_payload(svc, job_id),
+                    client, allow_private=svc.settings.webhook_allow_private)
+                if ticks % 300 == 0:
+                    await run_in_threadpool(svc.sweep_exports)
+            except Exception:  # keep the loop alive; the log has the details
+                log.exception("upkeep failed")
+            ticks += 1
+            await asyncio.sleep(interval)
 
 
 def create_app(settings: Settings, service: Service | None = None) -> FastAPI:

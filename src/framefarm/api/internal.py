@@ -191,7 +191,7 @@ def complete(task_id: str, body: CompleteIn, node_id: NodeDep, svc: ServiceDep,
             if cache:
                 svc.storage.put_file(cache, svc.storage.local_path(body.output_key))
         else:
-            svc.finish_export(job)
+            svc.job_finished(job)
     return {"ok": True, "job_state": job["state"]}
 
 
@@ -201,5 +201,7 @@ def fail(task_id: str, body: FailIn, node_id: NodeDep, svc: ServiceDep,
     task = svc.store.task_for_node(task_id, body.lease_token)
     job = svc.store.fail(task_id, body.lease_token, body.error, permanent=body.permanent,
                          step=body.step)
+    if job["state"] == JobState.FAILED:
+        svc.job_finished(job)
     counters.failed.labels(task["kind"]).inc()
     return {"ok": True, "job_state": job["state"]}

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from framefarm import webhooks
 from framefarm.api import views
 from framefarm.api.deps import ServiceDep, TenantDep
 from framefarm.api.errors import ApiError
@@ -198,7 +199,9 @@ def render_progress(job_id: str, caller: TenantDep, svc: ServiceDep) -> dict[str
 
 @router.post("/renders/{job_id}/cancel")
 def cancel_render(job_id: str, caller: TenantDep, svc: ServiceDep) -> dict[str, Any]:
-    return views.job(svc, svc.store.cancel(caller.tenant_id, job_id))
+    job = svc.store.cancel(caller.tenant_id, job_id)
+    svc.job_finished(job)
+    return views.job(svc, job)
 
 
 @router.post("/renders/{job_id}/retry", status_code=202)
@@ -222,6 +225,49 @@ def render_preview(job_id: str, caller: TenantDep, svc: ServiceDep) -> FileRespo
     if not job["preview_key"]:
         raise ApiError(404, "not_found", "no preview frame yet")
     return FileResponse(svc.storage.local_path(job["preview_key"]), media_type="image/jpeg")
+
+
+@router.get("/renders/{job_id}/deliveries")
+def render_deliveries(job_id: str, caller: TenantDep, svc: ServiceDep) -> list[dict[str, Any]]:
+    """The webhook calls made for this render: target, attempts, last status, state."""
+    return [{"id": d["id"], "url": d["url"], "event": d["event"], "state": d["state"],
+             "attempts": d["attempts"], "last_status": d["last_status"],
+             "last_error": d["last_error"], "next_attempt_at": views.iso(d["next_attempt_at"]),
+             "delivered_at": views.iso(d["delivered_at"])}
+            for d in webhooks.deliveries(svc.store, caller.tenant_id, job_id)]
+
+
+class WebhookIn(Body):
+    url: str = Field(max_length=2000)
+    events: list[webhooks.Event] = Field(default_factory=lambda: list(webhooks.EVENTS),
+                                         min_length=1)
+
+
+@router.post("/webhooks", status_code=201)
+def create_webhook(body: WebhookIn, caller: TenantDep, svc: ServiceDep) -> dict[str, Any]:
+    """Subscribe a URL to this tenant's render events; the answer holds its signing secret."""
+    try:
+        webhooks.check_url(body.url, allow_private=svc.settings.webhook_allow_private)
+    except webhooks.UnsafeTarget as exc:
+        raise ApiError(422, "unsafe_url", str(exc)) from None
+    row = webhooks.subscribe(svc.store, caller.tenant_id, body.url, list(body.events))
+    return {"id": row["id"], "url": row["url"], "events": row["events"],
+            "secret": row["secret"]}
+
+
+@router.get("/webhooks")
+def list_webhooks(caller: TenantDep, svc: ServiceDep) -> dict[str, Any]:
+    """Subscriptions, and the secret that signs calls to renders' notify_url."""
+    return {"notify_url_secret": webhooks.tenant_secret(svc.store, caller.tenant_id),
+            "webhooks": [{"id": r["id"], "url": r["url"], "events": r["events"],
+                          "created_at": views.iso(r["created_at"])}
+                         for r in webhooks.subscriptions(svc.store, caller.tenant_id)]}
+
+
+@router.delete("/webhooks/{hook_id}", status_code=204)
+def delete_webhook(hook_id: str, caller: TenantDep, svc: ServiceDep) -> Response:
+    webhooks.unsubscribe(svc.store, caller.tenant_id, hook_id)
+    return Response(status_code=204)
 
 
 # -- snapshots -------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
-from framefarm import engine, errors
+from framefarm import engine, errors, webhooks
 from framefarm.document import templates
 from framefarm.document.timeline import Timeline
 from framefarm.ffmpeg import probe
@@ -138,6 +138,12 @@ class Service:
                                                  project_id=project_id,
                                                  template_id=template_id, data=data)
         options = {k: v for k, v in (options or {}).items() if v is not None}
+        if notify_url:
+            try:
+                webhooks.check_url(notify_url,
+                                   allow_private=self.settings.webhook_allow_private)
+            except webhooks.UnsafeTarget as exc:
+                raise errors.DocumentError(f"notify_url: {exc}") from None
         assets = self._project_assets(tenant_id, project_id)
         tl = self._validate(filled, assets, options)
         if tl.output.format == "png":
@@ -204,6 +210,12 @@ class Service:
             duration=video.duration if video else info.duration,
             width=video.width if video else 0, height=video.height if video else 0,
             codec=video.codec if video else "", fmt=fmt, keep_days=self.settings.export_days)
+
+    def job_finished(self, job: RowMapping) -> None:
+        """A job reached succeeded, failed or cancelled: create its export, queue webhooks."""
+        if job["state"] == "succeeded":
+            self.finish_export(job)
+        webhooks.enqueue(self.store, job)
 
     def sign(self, export_id: str, expires: int) -> str:
         message = f"{export_id}:{expires}".encode()

@@ -43,6 +43,7 @@ tenants = sa.Table(
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("max_concurrent_jobs", sa.Integer, nullable=True),
     sa.Column("created_at", Time, nullable=False),
+    sa.Column("webhook_secret", sa.String(64), nullable=True),  # signs notify_url calls
 )
 
 api_keys = sa.Table(
@@ -202,4 +203,35 @@ exports = sa.Table(
     sa.Column("format", sa.String(16), nullable=False),
     sa.Column("created_at", Time, nullable=False),
     sa.Column("expires_at", Time, nullable=False, index=True),
+)
+
+webhooks = sa.Table(
+    "webhooks", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("secret", sa.String(64), nullable=False),
+    sa.Column("events", Json, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("job_id", sa.String(32), nullable=False, index=True),
+    sa.Column("webhook_id", sa.String(32), nullable=True),  # None: the job's notify_url
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", Time, nullable=False),
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("delivered_at", Time, nullable=True),
+    sa.UniqueConstraint("job_id", "url", "event", name="uq_delivery_once"),
+    sa.Index("ix_deliveries_due", "state", "next_attempt_at"),
 )
