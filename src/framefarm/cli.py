@@ -230,11 +230,10 @@ def worker(
 
     Example: framefarm worker --server http://10.0.0.5:8700 --token $FRAMEFARM_ENROLMENT_TOKEN
     """
-    import logging
-
+    from framefarm import logs
     from framefarm.worker.agent import Agent
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logs.setup()
     agent = Agent(server, token, name=name, workdir=workdir, report_patience=patience,
                   hang_seconds=hang_seconds)
     try:

@@ -15,6 +15,7 @@ import httpx
 import uvicorn
 from rich.console import Console
 
+from framefarm import logs
 from framefarm.api.app import build_service, create_app
 from framefarm.db import migrate
 from framefarm.settings import Settings
@@ -51,6 +52,7 @@ def _wait_healthy(url: str, timeout: float = 30.0) -> bool:
 
 def serve(settings: Settings, *, host: str, port: int, workers: int | None,
           console: Console) -> None:
+    logs.setup(settings.log_json)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.db_url)
     svc = build_service(settings)

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(512 * 1024**2, description="per uploaded file")
     export_days: float = Field(7.0, gt=0, description="exports are deleted after this")
     signed_url_seconds: int = Field(900, gt=0, description="lifetime of a download link")
+    log_json: bool = Field(False, description="log one JSON object per line")
     webhook_allow_private: bool = Field(
         False, description="allow webhooks to loopback/private addresses (tests, LANs)")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import logging
 import secrets
 import tempfile
 from typing import Annotated, Any, Literal
@@ -21,6 +22,7 @@ from framefarm.api.errors import ApiError
 from framefarm.api.service import blob_key
 from framefarm.queue.states import JobState
 
+log = logging.getLogger("framefarm.api")
 router = APIRouter(prefix="/internal", include_in_schema=True, tags=["nodes"])
 _MAX_PREVIEW = 256 * 1024
 
@@ -81,6 +83,8 @@ def claim(node_id: NodeDep, svc: ServiceDep,
     if task is None:
         return Response(status_code=204)
     counters.claimed.labels(task.kind).inc()
+    log.info("claimed %s %s", task.kind, task.idx,
+             extra={"job_id": task.job_id, "task_id": task.task_id, "node_id": node_id})
     job = svc.store.get_job(None, task.job_id)
     return {
         "task_id": task.task_id, "job_id": task.job_id, "kind": task.kind, "idx": task.idx,

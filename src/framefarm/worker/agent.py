@@ -158,7 +158,8 @@ class Agent:
             key = self._upload(task_id, lease, output, ext) if output else None
             self._call("POST", f"/internal/tasks/{task_id}/complete",
                        json={"lease_token": lease, "output_key": key})
-            log.info("task %s (%s %s) done", task_id, task["kind"], task["idx"])
+            log.info("task %s (%s %s) done", task_id, task["kind"], task["idx"],
+                     extra=self._context(task))
         except (LeaseLost, errors.RenderCancelled) as exc:
             if progress.stalled:
                 self._report_failure(task, f"no progress for {self.hang_seconds:g} s; the "
@@ -177,8 +178,11 @@ class Agent:
             beat.join(timeout=10)
             shutil.rmtree(folder, ignore_errors=True)
 
+    def _context(self, task: dict[str, Any]) -> dict[str, str]:
+        return {"job_id": task["job_id"], "task_id": task["task_id"], "node_id": self.node_id}
+
     def _report_failure(self, task: dict[str, Any], message: str, *, permanent: bool) -> None:
-        log.warning("task %s failed: %s", task["task_id"], message)
+        log.warning("task %s failed: %s", task["task_id"], message, extra=self._context(task))
         with contextlib.suppress(LeaseLost):
             self._call("POST", f"/internal/tasks/{task['task_id']}/fail", json={
                 "lease_token": task["lease_token"], "error": message[-20000:],
