@@ -4,6 +4,7 @@ with the prefix ``FRAMEFARM_``. Created by the commands, never at import time.""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +19,13 @@ class Settings(BaseSettings):
         "the data dir")
     storage_root: Path | None = Field(None, description="local storage; default: "
                                       "<data dir>/storage")
+    storage_backend: Literal["local", "s3"] = Field("local", description="where files live")
+    s3_bucket: str = Field("framefarm", description="S3 bucket (created if missing)")
+    s3_endpoint_url: str | None = Field(None, description="e.g. http://minio:9000; default AWS")
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_prefix: str = Field("", description="key prefix inside the bucket")
     public_url: str = Field("http://127.0.0.1:8700", description="base URL of signed links")
     secret_key: str | None = Field(
         None, description="signs download links; default: generated once into the data dir")

@@ -22,7 +22,8 @@ from framefarm.api.service import Service
 from framefarm.queue import store as queue
 from framefarm.queue.clock import Clock
 from framefarm.settings import Settings
-from framefarm.storage.local import LocalStorage
+from framefarm.storage.local import LocalStorage, Storage
+from framefarm.storage.s3 import S3Storage
 
 log = logging.getLogger("framefarm.api")
 _MAX_JSON = 10 * 1024**2  # a request that is not an upload
@@ -50,12 +51,23 @@ def queue_settings(settings: Settings) -> queue.QueueSettings:
         node_offline_seconds=max(30.0, settings.heartbeat_seconds * 6))
 
 
+def build_storage(settings: Settings) -> Storage:
+    if settings.storage_backend == "s3":
+        return S3Storage(
+            settings.s3_bucket, cache_dir=settings.data_dir.resolve() / "s3-cache",
+            endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key, prefix=settings.s3_prefix,
+            create_bucket=True)
+    return LocalStorage(settings.storage_dir)
+
+
 def build_service(settings: Settings, clock: Clock | None = None) -> Service:
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
     store = queue.open_store(settings.db_url, clock, queue_settings(settings))
     return Service(
-        settings=settings, store=store, storage=LocalStorage(settings.storage_dir),
+        settings=settings, store=store, storage=build_storage(settings),
         secret_key=stored_secret(settings.secret_key, data / "secret.key").encode(),
         enrolment_token=stored_secret(settings.enrolment_token, data / "enrolment.token"))
 

@@ -13,7 +13,7 @@ import tempfile
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -25,6 +25,7 @@ from framefarm.queue.states import JobState
 log = logging.getLogger("framefarm.api")
 router = APIRouter(prefix="/internal", include_in_schema=True, tags=["nodes"])
 _MAX_PREVIEW = 256 * 1024
+_URL_SECONDS = 3600  # presigned URLs for nodes: long enough for a big part
 
 
 class Body(BaseModel):
@@ -92,6 +93,9 @@ def claim(node_id: NodeDep, svc: ServiceDep,
         "lease_expires_at": task.lease_expires_at.isoformat(),
         "document": job["document"], "options": job["options"], "assets": job["assets"],
         "frames_total": job["frames_total"],
+        # Presigned URLs when storage has them: the node fetches inputs straight from it.
+        "asset_urls": {sha: svc.storage.presigned_get(blob_key(sha), _URL_SECONDS)
+                       for sha in set(job["assets"].values())},
     }
 
 
@@ -122,12 +126,12 @@ def _job_assets(svc: Any, task_id: str, token: str) -> tuple[Any, Any]:
 
 @router.get("/tasks/{task_id}/blobs/{sha256}")
 def blob(task_id: str, sha256: str, node_id: NodeDep, svc: ServiceDep,
-         x_lease_token: Annotated[str, Header()]) -> FileResponse:
+         x_lease_token: Annotated[str, Header()]) -> Response:
     """An input file of the task's job (only those: a node cannot read other blobs)."""
     _, job = _job_assets(svc, task_id, x_lease_token)
     if sha256 not in set(job["assets"].values()):
         raise ApiError(404, "not_found", "not an input of this task")
-    return FileResponse(svc.storage.local_path(blob_key(sha256)))
+    return svc.send(blob_key(sha256))
 
 
 @router.get("/tasks/{task_id}/inputs")
@@ -135,30 +139,49 @@ def inputs(task_id: str, node_id: NodeDep, svc: ServiceDep,
            x_lease_token: Annotated[str, Header()]) -> list[dict[str, Any]]:
     """The finished parts and audio an assemble task joins, in order."""
     task, _ = _job_assets(svc, task_id, x_lease_token)
-    return [{"idx": r["idx"], "kind": r["kind"], "frames": [r["frame_start"], r["frame_end"]]}
+    return [{"idx": r["idx"], "kind": r["kind"], "frames": [r["frame_start"], r["frame_end"]],
+             "url": svc.storage.presigned_get(r["output_key"], _URL_SECONDS)}
             for r in svc.store.task_outputs(task["job_id"]) if r["kind"] in ("render", "audio")]
 
 
 @router.get("/tasks/{task_id}/inputs/{idx}")
 def input_file(task_id: str, idx: int, node_id: NodeDep, svc: ServiceDep,
-               x_lease_token: Annotated[str, Header()]) -> FileResponse:
+               x_lease_token: Annotated[str, Header()]) -> Response:
     task, _ = _job_assets(svc, task_id, x_lease_token)
     for row in svc.store.task_outputs(task["job_id"]):
         if row["idx"] == idx and row["output_key"]:
-            return FileResponse(svc.storage.local_path(row["output_key"]))
+            return svc.send(row["output_key"])
     raise ApiError(404, "not_found", f"no finished input {idx}")
+
+
+def _output_key(task: Any, lease_token: str, ext: str) -> str:
+    """Unique to the lease, so a late upload from a node that lost its lease can never
+    replace the file of the node that took over."""
+    return f"jobs/{task['job_id']}/{task['kind']}{task['idx']:04d}-{lease_token[:8]}.{ext}"
+
+
+Extension = Literal["mp4", "webm", "m4a", "gif", "png", "jpeg"]
+
+
+@router.post("/tasks/{task_id}/upload-url")
+def upload_url(task_id: str, body: LeaseIn, ext: Extension, node_id: NodeDep,
+               svc: ServiceDep) -> dict[str, Any]:
+    """Where to put the task's output: a presigned URL when storage has them (the node
+    uploads straight to it), else null (PUT it to /internal/tasks/{id}/output)."""
+    task = svc.store.task_for_node(task_id, body.lease_token)
+    key = _output_key(task, body.lease_token, ext)
+    return {"output_key": key, "url": svc.storage.presigned_put(key, _URL_SECONDS)}
 
 
 @router.put("/tasks/{task_id}/output")
 async def upload_output(
     task_id: str, request: Request, node_id: NodeDep, svc: ServiceDep,
     x_lease_token: Annotated[str, Header()],
-    ext: Literal["mp4", "webm", "m4a", "gif", "png", "jpeg"],
+    ext: Extension,
 ) -> dict[str, Any]:
-    """Store a task's output under a key unique to this lease, so a late upload from a
-    node that lost its lease can never replace the file of the node that took over."""
+    """Store a task's output through the API (local storage)."""
     task = svc.store.task_for_node(task_id, x_lease_token)
-    key = f"jobs/{task['job_id']}/{task['kind']}{task['idx']:04d}-{x_lease_token[:8]}.{ext}"
+    key = _output_key(task, x_lease_token, ext)
     size = 0
     limit = 8 * 1024**3
     svc.work_dir.mkdir(parents=True, exist_ok=True)

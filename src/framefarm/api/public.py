@@ -8,7 +8,7 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -16,7 +16,7 @@ from framefarm import webhooks
 from framefarm.api import views
 from framefarm.api.deps import ServiceDep, TenantDep
 from framefarm.api.errors import ApiError
-from framefarm.api.service import SnapshotRequest, asset_name, blob_key
+from framefarm.api.service import Service, SnapshotRequest, asset_name, blob_key
 from framefarm.document import loader, models
 from framefarm.queue.states import FINISHED_JOB, JobState
 
@@ -220,11 +220,11 @@ def render_logs(
 
 
 @router.get("/renders/{job_id}/preview")
-def render_preview(job_id: str, caller: TenantDep, svc: ServiceDep) -> FileResponse:
+def render_preview(job_id: str, caller: TenantDep, svc: ServiceDep) -> Response:
     job = svc.store.get_job(caller.tenant_id, job_id)
     if not job["preview_key"]:
         raise ApiError(404, "not_found", "no preview frame yet")
-    return FileResponse(svc.storage.local_path(job["preview_key"]), media_type="image/jpeg")
+    return svc.send(job["preview_key"], "image/jpeg")
 
 
 @router.get("/renders/{job_id}/deliveries")
@@ -288,8 +288,9 @@ async def snapshot(body: SnapshotIn, caller: TenantDep, svc: ServiceDep) -> Resp
     headers = {"X-Frame": str(request.frame)}
     if svc.storage.exists(request.cache_key):
         headers["X-Cache"] = "hit"
-        return FileResponse(svc.storage.local_path(request.cache_key),
-                            media_type=_MEDIA[body.format], headers=headers)
+        response = svc.send(request.cache_key, _MEDIA[body.format])
+        response.headers.update(headers)
+        return response
     job = await run_in_threadpool(svc.queue_snapshot, caller.tenant_id, request)
     deadline = time.monotonic() + body.wait
     while time.monotonic() < deadline:
@@ -299,8 +300,9 @@ async def snapshot(body: SnapshotIn, caller: TenantDep, svc: ServiceDep) -> Resp
                 raise ApiError(422 if row["failed_step"] else 500, "snapshot_failed",
                                row["error"] or f"snapshot {row['state']}")
             headers.update({"X-Cache": "miss", "X-Job": job["id"]})
-            return FileResponse(svc.storage.local_path(request.cache_key),
-                                media_type=_MEDIA[body.format], headers=headers)
+            response = svc.send(request.cache_key, _MEDIA[body.format])
+            response.headers.update(headers)
+            return response
         await asyncio.sleep(0.05)
     return Response(status_code=202, media_type="application/json",
                     content=f'{{"job_id": "{job["id"]}"}}', headers=headers)
@@ -341,22 +343,21 @@ def export_link(export_id: str, caller: TenantDep, svc: ServiceDep) -> dict[str,
     return {"url": url, "expires_at": expires}
 
 
-def _send(svc: Any, row: Any) -> FileResponse:
+def _send(svc: Service, row: Any) -> Response:
     media = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif"}.get(
         row["format"], "application/octet-stream")
-    return FileResponse(svc.storage.local_path(row["storage_key"]), media_type=media,
-                        filename=f"{row['job_id']}.{row['format']}")
+    return svc.send(row["storage_key"], media, f"{row['job_id']}.{row['format']}")
 
 
 @router.get("/exports/{export_id}/file")
-def export_file(export_id: str, caller: TenantDep, svc: ServiceDep) -> FileResponse:
+def export_file(export_id: str, caller: TenantDep, svc: ServiceDep) -> Response:
     """The video; Range requests are answered (206), so players can seek."""
     return _send(svc, svc.store.get_export(caller.tenant_id, export_id))
 
 
 @router.get("/exports/{export_id}/download")
 def export_download(export_id: str, svc: ServiceDep, request: Request,
-                    expires: int = 0, sig: str = "") -> FileResponse:
+                    expires: int = 0, sig: str = "") -> Response:
     if not svc.check_signature(export_id, expires, sig):
         raise ApiError(403, "link_expired", "this download link is invalid or has expired")
     return _send(svc, svc.store.get_export(None, export_id))
@@ -436,5 +437,4 @@ def snapshot_result(job_id: str, caller: TenantDep, svc: ServiceDep) -> Response
             raise ApiError(422, "snapshot_failed", job["error"] or job["state"])
         return Response(status_code=202)
     fmt = job["options"].get("snapshot_format", "png")
-    return FileResponse(svc.storage.local_path(job["options"]["cache_key"]),
-                        media_type=_MEDIA.get(fmt, "image/png"))
+    return svc.send(job["options"]["cache_key"], _MEDIA.get(fmt, "image/png"))

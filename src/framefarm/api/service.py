@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from sqlalchemy.engine import RowMapping
 
 from framefarm import engine, errors, webhooks
@@ -23,7 +24,7 @@ from framefarm.document.timeline import Timeline
 from framefarm.ffmpeg import probe
 from framefarm.queue import store as queue
 from framefarm.settings import Settings
-from framefarm.storage.local import LocalStorage
+from framefarm.storage.local import Storage
 
 _NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,120}$")
 RENDER_OPTIONS = ("quality", "size", "fps", "format")
@@ -62,7 +63,7 @@ class SnapshotRequest:
 class Service:
     settings: Settings
     store: queue.Store
-    storage: LocalStorage
+    storage: Storage
     secret_key: bytes
     enrolment_token: str
 
@@ -211,10 +212,24 @@ class Service:
             width=video.width if video else 0, height=video.height if video else 0,
             codec=video.codec if video else "", fmt=fmt, keep_days=self.settings.export_days)
 
+    def send(self, key: str, media_type: str | None = None,
+             filename: str | None = None) -> Response:
+        """A stored object as a response: a redirect to a short-lived presigned URL when
+        the storage has them (S3 answers Range requests itself), else the file."""
+        url = self.storage.presigned_get(key, self.settings.signed_url_seconds)
+        if url is not None:
+            return RedirectResponse(url, status_code=307)
+        return FileResponse(self.storage.local_path(key), media_type=media_type,
+                            filename=filename)
+
     def job_finished(self, job: RowMapping) -> None:
         """A job reached succeeded, failed or cancelled: create its export, queue webhooks."""
         if job["state"] == "succeeded":
             self.finish_export(job)
+        # Chunk parts and the audio mix are only needed until the export exists.
+        for task in self.store.task_outputs(job["id"]):
+            if task["output_key"] and task["output_key"] != job["result_key"]:
+                self.storage.delete(task["output_key"])
         webhooks.enqueue(self.store, job)
 
     def sign(self, export_id: str, expires: int) -> str:

@@ -45,7 +45,15 @@ class Storage(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def rename(self, old: str, new: str) -> None: ...
+
     def check_writable(self) -> None: ...
+
+    def presigned_get(self, key: str, seconds: int) -> str | None:
+        """A URL anyone can GET the object from for ``seconds``, if the backend has them."""
+
+    def presigned_put(self, key: str, seconds: int) -> str | None:
+        """A URL a node can PUT the object to, if the backend has them."""
 
 
 def check_key(key: str) -> str:
@@ -122,3 +130,9 @@ class LocalStorage:
         with self._atomic("health/probe") as out:
             out.write(b"ok")
         self.delete("health/probe")
+
+    def presigned_get(self, key: str, seconds: int) -> str | None:
+        return None  # served by the API itself
+
+    def presigned_put(self, key: str, seconds: int) -> str | None:
+        return None

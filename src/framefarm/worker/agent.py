@@ -189,13 +189,22 @@ class Agent:
                 "permanent": permanent, "step": task["kind"]})
 
     def _upload(self, task_id: str, lease: str, output: Path, ext: str) -> str:
-        """PUT the output, reopening the file for each attempt, for up to the report
-        patience."""
+        """PUT the output (straight to storage when the server gives a presigned URL),
+        reopening the file for each attempt, for up to the report patience."""
+        target = self._call("POST", f"/internal/tasks/{task_id}/upload-url",
+                            params={"ext": ext}, json={"lease_token": lease}).json()
         deadline = time.monotonic() + self.report_patience
         delay = 0.5
         while True:
             try:
                 with output.open("rb") as handle:
+                    if target["url"]:
+                        response = httpx.put(target["url"], content=handle.read(),
+                                             timeout=600.0)
+                        if response.status_code >= 500:
+                            raise ServerUnavailable(f"storage answered {response.status_code}")
+                        response.raise_for_status()
+                        return str(target["output_key"])
                     response = self._call("PUT", f"/internal/tasks/{task_id}/output",
                                           lease=lease, patience=0, params={"ext": ext},
                                           content=_chunks(handle))
@@ -241,18 +250,13 @@ class Agent:
         cache.mkdir(parents=True, exist_ok=True)
         inputs = folder / "input"
         inputs.mkdir(exist_ok=True)
+        urls = task.get("asset_urls") or {}
         for name, sha in task["assets"].items():
             blob = cache / sha
             if not blob.exists():
                 tmp = cache / f".{sha}.{os.getpid()}.part"
-                with tmp.open("wb") as out, self.client.stream(
-                        "GET", f"/internal/tasks/{task['task_id']}/blobs/{sha}",
-                        headers=self._headers(task["lease_token"])) as response:
-                    if response.status_code == 409:
-                        raise LeaseLost(f"task {task['task_id']}")
-                    response.raise_for_status()
-                    for block in response.iter_bytes():
-                        out.write(block)
+                self._download(urls.get(sha), f"/internal/tasks/{task['task_id']}/blobs/{sha}",
+                               task["lease_token"], tmp)
                 os.replace(tmp, blob)
             target = inputs / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -261,6 +265,24 @@ class Agent:
             except OSError:
                 shutil.copyfile(blob, target)
         return inputs
+
+    def _download(self, presigned: str | None, route: str, lease: str, target: Path) -> None:
+        """Fetch a file from a presigned storage URL, or through the API."""
+        client = httpx.Client(timeout=600.0, follow_redirects=True) if presigned else None
+        try:
+            with target.open("wb") as out, (
+                client.stream("GET", presigned) if client and presigned else
+                self.client.stream("GET", route, headers=self._headers(lease),
+                                   follow_redirects=True)
+            ) as response:
+                if response.status_code == 409:
+                    raise LeaseLost(route)
+                response.raise_for_status()
+                for block in response.iter_bytes():
+                    out.write(block)
+        finally:
+            if client is not None:
+                client.close()
 
     def _execute(self, task: dict[str, Any], folder: Path, cancel: threading.Event,
                  progress: _Progress) -> tuple[Path | None, str]:
@@ -310,14 +332,8 @@ class Agent:
             suffix = (".m4a" if fmt != "webm" else ".webm") if item["kind"] == "audio" else (
                 f".{ext}")
             path = folder / f"{item['kind']}{item['idx']:04d}{suffix}"
-            with path.open("wb") as out, self.client.stream(
-                    "GET", f"/internal/tasks/{task['task_id']}/inputs/{item['idx']}",
-                    headers=self._headers(lease)) as response:
-                if response.status_code == 409:
-                    raise LeaseLost(task["task_id"])
-                response.raise_for_status()
-                for block in response.iter_bytes():
-                    out.write(block)
+            self._download(item.get("url"),
+                           f"/internal/tasks/{task['task_id']}/inputs/{item['idx']}", lease, path)
             if item["kind"] == "audio":
                 audio = path
             else:
