@@ -157,6 +157,8 @@ def input_file(task_id: str, idx: int, node_id: NodeDep, svc: ServiceDep,
 def _output_key(task: Any, lease_token: str, ext: str) -> str:
     """Unique to the lease, so a late upload from a node that lost its lease can never
     replace the file of the node that took over."""
+    if task["state"] != "running":
+        raise ApiError(409, "stale_lease", f"task is {task['state']}; keep nothing")
     return f"jobs/{task['job_id']}/{task['kind']}{task['idx']:04d}-{lease_token[:8]}.{ext}"
 
 
