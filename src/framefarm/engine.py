@@ -194,6 +194,7 @@ def render_part(
             frames_q.put(None)
             writer.join()
         if cancel is not None and cancel.is_set():
+            proc.close_input()
             proc.cancel()
         if failure:
             raise failure[0]

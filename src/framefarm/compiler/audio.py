@@ -25,8 +25,8 @@ class Track:
     volume: float
     kind: str  # "voice", "video" or "music"
     trim_start: float = 0.0
-    length: float | None = None  # seconds to take from the source (None: to its end)
-    loop: bool = False
+    length: float | None = None  # seconds it plays on the timeline (None: to its end)
+    loop: float | None = None  # seconds of source repeated from trim_start, if it loops
 
 
 def tracks(timeline: Timeline) -> list[Track]:
@@ -55,14 +55,15 @@ def tracks(timeline: Timeline) -> list[Track]:
                                layer.volume * doc.audio.video_volume, "video",
                                trim_start=layer.trim_start,
                                length=shown if layer.loop else min(shown, clip),
-                               loop=layer.loop))
+                               loop=clip if layer.loop else None))
     return found
 
 
 def _input_args(track: Track) -> tuple[str, ...]:
-    loop = ("-stream_loop", "-1") if track.loop else ()
-    seek = ("-ss", f"{track.trim_start:.6f}") if track.trim_start else ()
-    return (*loop, *seek, "-i", str(track.path))
+    # A looping track is trimmed and repeated in the graph (aloop), so it repeats exactly
+    # trim_start..trim_end; a plain one seeks at the input, which is faster.
+    seek = ("-ss", f"{track.trim_start:.6f}") if track.trim_start and not track.loop else ()
+    return (*seek, "-i", str(track.path))
 
 
 def mix(timeline: Timeline, output: Path, frames: tuple[int, int] | None = None) -> FfmpegCommand:
@@ -80,6 +81,10 @@ def mix(timeline: Timeline, output: Path, frames: tuple[int, int] | None = None)
         args += _input_args(track)
         label = f"t{i}"
         chain = [_FORMAT]
+        if track.loop:
+            stop = track.trim_start + track.loop
+            chain += [f"atrim=start={track.trim_start:.6f}:end={stop:.6f}",
+                      "asetpts=PTS-STARTPTS", f"aloop=loop=-1:size={round(track.loop * RATE)}"]
         if track.length is not None:
             chain.append(f"atrim=duration={track.length:.6f}")
         chain.append(f"volume={track.volume:.4f}")

@@ -190,7 +190,11 @@ class VideoRenderer(Base):
         elif clip_duration:
             length = clip_duration - self.model.trim_start
         if length and length > 0:
-            offset = offset % length if self.model.loop else min(offset, length)
+            # In whole microseconds: 1.2 % 0.4 must wrap to 0, not to a hair below the end
+            # of the trim (as float modulo does).
+            us, span = round(offset * 1e6), round(length * 1e6)
+            # Past its end a clip holds its last frame inside the trim.
+            offset = (us % span if self.model.loop else min(us, span - 1000)) / 1e6
         return self.model.trim_start + offset
 
     def draw(self, canvas: Array, t: float) -> None:

@@ -144,13 +144,15 @@ def render(
     line_h = style.size * style.line_height
     block_h = line_h * len(lines)
     shadow = style.shadow
-    margin = int(style.stroke_width + 2 + (
+    ascent, descent = font.getmetrics()
+    # Glyphs may reach past a tight line box (tall Arabic ascenders, descenders).
+    overhang = max(0.0, ascent + descent - line_h) / 2
+    margin = int(style.stroke_width + 2 + overhang + (
         max(abs(shadow.offset[0]), abs(shadow.offset[1])) + 2 * shadow.blur if shadow else 0))
     canvas_size = (width + 2 * margin, height + 2 * margin)
 
     top = {"top": pad, "middle": (height - block_h) / 2, "bottom": height - pad - block_h}[
         style.valign]
-    ascent, descent = font.getmetrics()
     placed: list[tuple[float, float, str, float]] = []
     for i, line in enumerate(lines):
         line_w = font.getlength(line)

@@ -44,9 +44,9 @@ class VideoReader:
     def _decode(self, at: float = 0.0):  # type: ignore[no-untyped-def]
         time_base = self._stream.time_base
         assert time_base is not None
-        if at > 0:
-            self._container.seek(int(at / time_base), stream=self._stream,
-                                 backward=True, any_frame=False)
+        # Always seek, even to 0: the reader may be past the start (a looping clip).
+        self._container.seek(int(at / time_base), stream=self._stream, backward=True,
+                             any_frame=False)
         for frame in self._container.decode(self._stream):
             pts = frame.pts
             if pts is None:

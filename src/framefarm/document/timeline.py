@@ -59,7 +59,11 @@ class Timeline:
                 f"--scene {scene_index}: the document has scenes 0..{len(self.scenes) - 1}"
             )
         span = self.scenes[scene_index]
-        return span.start + span.frames // 2
+        incoming = self.scenes[scene_index - 1].transition_frames if scene_index else 0
+        first, last = span.start + incoming, span.end - span.transition_frames
+        if first >= last:  # transitions cover the whole scene: take its middle
+            return span.start + span.frames // 2
+        return (first + last) // 2
 
 
 def to_frames(seconds: float, fps: int) -> int:

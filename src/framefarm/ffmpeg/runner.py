@@ -128,13 +128,24 @@ class Process:
     def stderr_tail(self) -> str:
         return "\n".join(self._tail)
 
-    def wait(self) -> None:
+    def close_input(self) -> None:
+        """End of frames. (Also lets a cancelled FFmpeg that waits for input exit at once
+        instead of after the kill grace period.) Only from the thread that writes."""
         if self._proc.stdin is not None and not self._proc.stdin.closed:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError):
                 self._proc.stdin.close()
+
+    def _reap(self) -> None:
         self._proc.wait()
         for thread in self._readers:
             thread.join(timeout=5)
+        for pipe in (self._proc.stdout, self._proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+    def wait(self) -> None:
+        self.close_input()
+        self._reap()
         if self._stopped == "cancel":
             raise errors.RenderCancelled(f"{self.command.description}: cancelled")
         if self._stopped == "timeout":
@@ -151,9 +162,11 @@ class Process:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if exc is not None and self._proc.poll() is None:
-            self._stop("cancel" if isinstance(exc, errors.RenderCancelled) else "error")
-            self._proc.wait()
+        if exc is not None:
+            if self._proc.poll() is None:
+                self.close_input()
+                self._stop("cancel" if isinstance(exc, errors.RenderCancelled) else "error")
+            self._reap()
 
 
 def run(

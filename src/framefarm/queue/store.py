@@ -469,16 +469,22 @@ class Store:
         """Runnable tasks for this node in claim order: priority, then fairness between
         tenants (fewest running tasks first), then age, then chunk index; a task this node
         just failed goes last, and jobs that blocked this node are skipped."""
-        running = sa.select(sa.func.count()).select_from(t.tasks.alias("r")).where(
-            sa.text("r.tenant_id = tasks.tenant_id"), sa.text("r.state = 'running'"),
-        ).scalar_subquery()
+        # Running tasks per tenant, counted once per claim (not once per candidate row).
+        running_tasks = t.tasks.alias("running_tasks")
+        running = (
+            sa.select(running_tasks.c.tenant_id, sa.func.count().label("n"))
+            .where(running_tasks.c.state == TaskState.RUNNING)
+            .group_by(running_tasks.c.tenant_id)
+            .subquery("running")
+        )
         blocked = sa.select(t.node_blocks.c.job_id).where(
             t.node_blocks.c.job_id == t.tasks.c.job_id, t.node_blocks.c.node_id == node_id,
             t.node_blocks.c.blocked.is_(True)).exists()
         return (
             sa.select(t.tasks.c.id, t.tasks.c.job_id)
+            .select_from(t.tasks.outerjoin(running, running.c.tenant_id == t.tasks.c.tenant_id))
             .where(t.tasks.c.state == TaskState.QUEUED, t.tasks.c.not_before <= now, ~blocked)
-            .order_by(t.tasks.c.priority.desc(), running.asc(),
+            .order_by(t.tasks.c.priority.desc(), sa.func.coalesce(running.c.n, 0).asc(),
                       sa.case((t.tasks.c.last_failed_node == node_id, 1), else_=0),
                       t.tasks.c.job_created_at.asc(), t.tasks.c.idx.asc())
             .limit(1)

@@ -1,0 +1,93 @@
+"""Ken Burns: the zoom grows smoothly, frame after frame, by fractions of a pixel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from framefarm import engine
+from framefarm.compositor.frame import Compositor
+from helpers import Stage, decode_video, ring_radius
+
+pytestmark = pytest.mark.ffmpeg
+
+W, H, FPS, SECONDS = 320, 180, 30, 2
+FRAMES = FPS * SECONDS
+
+
+def document(**motion: object) -> dict[str, object]:
+    return {
+        "output": {"width": W, "height": H, "fps": FPS, "quality": "lossless"},
+        "scenes": [{"duration": SECONDS, "layers": [
+            {"type": "image", "src": "ring.png", "motion": {"zoom": [1.0, 1.5], **motion}},
+        ]}],
+    }
+
+
+def radii(frames: list[np.ndarray] | np.ndarray) -> np.ndarray:
+    return np.array([ring_radius(f, (W / 2, H / 2)) for f in frames])
+
+
+@pytest.fixture
+def project(stage: Stage) -> Path:
+    return stage("ring.png")
+
+
+def compositor_frames(doc: dict[str, object], base: Path) -> list[np.ndarray]:
+    tl = engine.load_timeline(doc, base_dir=base)
+    assert tl.total_frames == FRAMES
+    with Compositor(tl) as compositor:
+        return [compositor.render(n) for n in range(FRAMES)]
+
+
+def test_linear_zoom_grows_monotonically_and_sub_pixel(project: Path) -> None:
+    r = radii(compositor_frames(document(), project))
+    # The 640x360 picture covers 320x180: scale 0.5, so the ring (radius ~77 px inside its
+    # 6 px stroke) starts at ~38.5 px.
+    assert r[0] == pytest.approx(38.5, abs=0.5)
+    steps = np.diff(r)
+    assert np.all(steps > 0), "the zoom stepped back"
+    assert np.all(steps < 1.0), "the zoom jumped by a pixel or more"
+    # Linear zoom: equal steps; no jitter from snapping to whole pixels.
+    assert np.abs(np.diff(steps)).max() < 0.05
+    # And exactly the zoom asked for: 1 + 0.5 * n / FRAMES (progress runs over the scene).
+    expected = r[0] * (1 + 0.5 * np.arange(FRAMES) / FRAMES)
+    assert np.abs(r - expected).max() < 0.05
+
+
+def test_eased_zoom_is_smooth_too(project: Path) -> None:
+    r = radii(compositor_frames(document(easing="ease-in-out"), project))
+    steps = np.diff(r)
+    assert np.all(steps > 0)
+    assert steps.max() < 1.0
+    # Slow at both ends, fastest in the middle.
+    assert steps[0] < steps[len(steps) // 2] / 4
+    assert steps[-1] < steps[len(steps) // 2] / 4
+    assert np.abs(np.diff(steps)).max() < 0.05
+
+
+def test_zoom_with_pan_keeps_growing(project: Path) -> None:
+    frames = compositor_frames(document(pan="left"), project)
+    # The ring moves, so measure its size as the spread of the dark pixels.
+    spreads = []
+    for f in frames:
+        ys, _ = np.nonzero(f[:, :, 0] < 128)
+        spreads.append(float(ys.max() - ys.min()))
+    assert spreads == sorted(spreads)
+    assert spreads[-1] - spreads[0] == pytest.approx(77 * 2 * 0.5 * 0.5, abs=3)
+
+
+def test_encoded_lossless_video_keeps_the_smooth_zoom(project: Path) -> None:
+    out = project / "kb.mp4"
+    engine.render(document(), out, base_dir=project)
+    decoded = decode_video(out)
+    assert decoded.shape == (FRAMES, H, W, 3)
+    r = radii(decoded)
+    steps = np.diff(r)
+    assert np.all(steps > 0)
+    assert np.all(steps < 1.0)
+    assert np.abs(np.diff(steps)).max() < 0.06
+    # The same as the composited frames, up to the colour conversion.
+    assert np.abs(r - radii(compositor_frames(document(), project))).max() < 0.1

@@ -1,0 +1,100 @@
+"""Right-to-left text is shaped (joined letters, right-to-left order) like Pillow+raqm does."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont, features
+
+from framefarm import engine
+from framefarm.compositor import text as ftext
+from framefarm.compositor.frame import Compositor
+from helpers import ink_bbox, ink_mask, skip_or_fail
+
+pytestmark = pytest.mark.ffmpeg
+
+PERSIAN = "سلام دنیا"  # "hello world"
+ARABIC = "مرحبا بالعالم"
+SIZE = 64
+W, H = 800, 200
+
+
+@pytest.fixture(autouse=True)
+def _need_raqm() -> None:
+    if not features.check("raqm"):
+        skip_or_fail("Pillow cannot load libraqm here (install libfribidi), so right-to-left "
+                     "text cannot be shaped")
+
+
+def composited(text: str, folder: Path) -> np.ndarray:
+    doc = {
+        "output": {"width": W, "height": H, "fps": 30},
+        "scenes": [{"duration": 1, "background": "#000000", "layers": [
+            {"type": "text", "text": text, "style": {"size": SIZE, "color": "#ffffff"}}]}],
+    }
+    tl = engine.load_timeline(doc, base_dir=folder)
+    with Compositor(tl) as compositor:
+        return compositor.render(0)
+
+
+def pillow(text: str, layout: ImageFont.Layout) -> np.ndarray:
+    font_file = str(resources.files("framefarm") / "fonts" / "NotoSansArabic-Regular.ttf")
+    font = ImageFont.truetype(font_file, SIZE, layout_engine=layout)
+    image = Image.new("L", (W, H), 0)
+    ImageDraw.Draw(image).text((40, 40), text, font=font, fill=255)
+    return np.asarray(image)
+
+
+def crop(pixels: np.ndarray) -> np.ndarray:
+    left, top, right, bottom = ink_bbox(pixels)
+    return ink_mask(pixels)[top:bottom, left:right]
+
+
+@pytest.mark.parametrize("words", [PERSIAN, ARABIC])
+def test_shaped_like_pillow_with_raqm(tmp_path: Path, words: str) -> None:
+    assert ftext.script_family(words) == "Noto Sans Arabic"
+    assert ftext.needs_complex_layout(words)
+    ours = composited(words, tmp_path)
+    reference = pillow(words, ImageFont.Layout.RAQM)
+    basic = pillow(words, ImageFont.Layout.BASIC)
+
+    ol, ot, or_, ob = ink_bbox(ours)
+    rl, rt, rr, rb = ink_bbox(reference)
+    bl, _, br, _ = ink_bbox(basic)
+    # Same width as Pillow's shaped rendering, to a pixel or two (the height: see below).
+    assert abs((or_ - ol) - (rr - rl)) <= 2
+    assert (ob - ot) >= (rb - rt) - 4
+    # Unshaped (isolated letters, left to right) is clearly different.
+    assert abs((br - bl) - (rr - rl)) > 20
+    # Same amount of ink (the compositor's text is RGB white, Pillow's is grey levels).
+    ink_ours = ours[:, :, 0].astype(float).sum()
+    assert ink_ours == pytest.approx(reference.astype(float).sum(), rel=0.03)
+    assert abs(ink_ours - basic.astype(float).sum()) > 0.1 * ink_ours
+    # The same glyph shapes in the same places: the two ink masks overlap almost fully.
+    a, b = crop(ours), crop(reference)
+    h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+    a, b = a[:h, :w], b[:h, :w]
+    iou = (a & b).sum() / (a | b).sum()
+    assert iou > 0.8
+    # And the text is centred in the frame.
+    assert abs((ol + or_) / 2 - W / 2) <= 2
+
+
+def test_mixed_direction_line_keeps_latin_intact(tmp_path: Path) -> None:
+    words = "framefarm ۲۰۲۵ سلام"
+    ours = composited(words, tmp_path)
+    reference = pillow(words, ImageFont.Layout.RAQM)
+    ol, _, or_, _ = ink_bbox(ours)
+    rl, _, rr, _ = ink_bbox(reference)
+    # Noto Sans Arabic carries the Latin letters too, so the widths agree.
+    assert abs((or_ - ol) - (rr - rl)) <= 3
+
+
+@pytest.mark.parametrize("words", [PERSIAN, ARABIC])
+def test_descenders_are_not_clipped(tmp_path: Path, words: str) -> None:
+    _, ot, _, ob = ink_bbox(composited(words, tmp_path))
+    _, rt, _, rb = ink_bbox(pillow(words, ImageFont.Layout.RAQM))
+    assert abs((ob - ot) - (rb - rt)) <= 1
