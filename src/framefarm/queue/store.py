@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
@@ -48,6 +50,29 @@ class NotFound(QueueError):
 
 class Conflict(QueueError):
     """The request conflicts with the row's state (HTTP 409)."""
+
+
+_T = TypeVar("_T")
+
+
+def _retry_deadlocks(method: Callable[..., _T]) -> Callable[..., _T]:
+    """Run a queue operation again when PostgreSQL aborted it as a deadlock victim: a
+    claim locks a task then its job, a cancel the job then its tasks; rarely, the two
+    meet. The retry sees the other's committed result."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> _T:
+        for attempt in range(5):
+            try:
+                return method(*args, **kwargs)
+            except sa.exc.DBAPIError as exc:
+                code = getattr(exc.orig, "sqlstate", None)
+                if code not in ("40P01", "40001") or attempt == 4:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    return wrapper
 
 
 def new_id(prefix: str) -> str:
@@ -350,9 +375,12 @@ class Store:
             query = query.order_by(t.jobs.c.created_at.desc(), t.jobs.c.id.desc()).limit(limit)
             return list(conn.execute(query).mappings())
 
+    @_retry_deadlocks
     def cancel(self, tenant_id: str | None, job_id: str) -> RowMapping:
         """Queued tasks stop at once; running ones are told at their next report."""
         with self.tx() as conn:
+            self._job(conn, tenant_id, job_id)  # 404 for other tenants, before locking
+            self._lock_job(conn, job_id)
             job = self._job(conn, tenant_id, job_id)
             if job["state"] in states.FINISHED_JOB:
                 raise Conflict(f"job {job_id} already {job['state']}")
@@ -440,6 +468,7 @@ class Store:
             conn.execute(t.nodes.update().where(t.nodes.c.id == node_id).values(
                 draining=draining))
 
+    @_retry_deadlocks
     def release_node(self, node_id: str) -> int:
         """Requeue the node's running tasks now (an admin's answer to a stuck node)."""
         self.get_node(node_id)
@@ -494,6 +523,7 @@ class Store:
                         now: dt.datetime) -> Any | None:
         return conn.execute(self._candidates(node_id, now)).first()
 
+    @_retry_deadlocks
     def claim(self, node_id: str) -> Claim | None:
         """Hand this node one runnable task with a fresh lease, or None: nothing to do (or
         the node is draining)."""
@@ -524,13 +554,28 @@ class Store:
         return Claim(task["id"], task["job_id"], task["tenant_id"], task["kind"], task["idx"],
                      task["frame_start"], task["frame_end"], token, expires)
 
-    def _leased(self, conn: Connection, task_id: str, token: str) -> RowMapping:
+    def _lock_job(self, conn: Connection, job_id: str) -> None:
+        """Serialise changes to one job's tasks. Without it, on PostgreSQL two nodes
+        completing the last two chunks at once each see the other's chunk unfinished and
+        neither releases the assemble task. (SQLite's BEGIN IMMEDIATE already serialises.)"""
+        conn.execute(sa.select(t.jobs.c.id).where(t.jobs.c.id == job_id).with_for_update())
+
+    def _leased(self, conn: Connection, task_id: str, token: str,
+                lock: bool = False) -> RowMapping:
+        """The task, if ``token`` is its lease. With ``lock``, its job is locked first and
+        the task read after, so what the caller checks cannot change before it writes."""
+        if lock:
+            job_id = conn.execute(sa.select(t.tasks.c.job_id).where(
+                t.tasks.c.id == task_id)).scalar()
+            if job_id is not None:
+                self._lock_job(conn, job_id)
         row = conn.execute(sa.select(t.tasks).where(t.tasks.c.id == task_id)).mappings().first()
         if row is None or row["lease_token"] is None or not secrets.compare_digest(
                 row["lease_token"], token):
             raise StaleLease(f"task {task_id}: this lease is no longer valid")
         return row
 
+    @_retry_deadlocks
     def heartbeat(self, task_id: str, token: str, frames_done: int | None = None,
                   preview_key: str | None = None) -> str:
         """Extend a lease (and record progress); returns 'continue' or 'cancel'."""
@@ -555,12 +600,13 @@ class Store:
             conn.execute(t.jobs.update().where(t.jobs.c.id == task["job_id"]).values(**job_values))
         return "continue"
 
+    @_retry_deadlocks
     def complete(self, task_id: str, token: str, output_key: str | None) -> RowMapping:
         """Mark a leased task done; unblocks the assemble task when its inputs are all done.
         Returns the job row after the change."""
         now = self.now()
         with self.tx() as conn:
-            task = self._leased(conn, task_id, token)
+            task = self._leased(conn, task_id, token, lock=True)
             if task["state"] != TaskState.RUNNING:
                 raise StaleLease(f"task {task_id} is {task['state']}")
             conn.execute(t.tasks.update().where(t.tasks.c.id == task_id).values(
@@ -585,6 +631,7 @@ class Store:
             self._refresh_job(conn, job_id)
             return self._job(conn, None, job_id)
 
+    @_retry_deadlocks
     def fail(self, task_id: str, token: str, error: str, *, permanent: bool = False,
              step: str | None = None) -> RowMapping:
         """A node reports a failure. Invalid input (``permanent``) fails the job at once;
@@ -593,7 +640,7 @@ class Store:
         now = self.now()
         s = self.settings
         with self.tx() as conn:
-            task = self._leased(conn, task_id, token)
+            task = self._leased(conn, task_id, token, lock=True)
             if task["state"] != TaskState.RUNNING:
                 raise StaleLease(f"task {task_id} is {task['state']}")
             job_id, node_id = task["job_id"], task["node_id"]
@@ -642,6 +689,7 @@ class Store:
             self._log(conn, job_id, "warning", f"node {node_id} blocked for this job after "
                       f"{failures} failures", node_id=node_id)
 
+    @_retry_deadlocks
     def requeue_expired(self) -> int:
         """Requeue running tasks whose lease expired; this spends no retry."""
         now = self.now()
@@ -660,6 +708,7 @@ class Store:
         return len(rows)
 
     def _requeue(self, conn: Connection, task_id: str, job_id: str, why: str) -> None:
+        self._lock_job(conn, job_id)
         conn.execute(t.tasks.update().where(t.tasks.c.id == task_id).values(
             state=TaskState.QUEUED, node_id=None, lease_token=None, lease_expires_at=None,
             frames_done=0, requeues=t.tasks.c.requeues + 1, not_before=self.now()))
