@@ -302,6 +302,8 @@ class Store:
     ) -> tuple[RowMapping, bool]:
         """Queue a job and its tasks. Returns (job, created): with a known idempotency key
         the existing job comes back and nothing is queued."""
+        if not plan:
+            raise ValueError("a job needs at least one task")
         now = self.now()
         job_id = new_id("job")
         with self.tx() as conn:
@@ -312,7 +314,9 @@ class Store:
                 if existing:
                     return self._job(conn, tenant_id, existing.id), False
             limit = conn.execute(sa.select(t.tenants.c.max_concurrent_jobs).where(
-                t.tenants.c.id == tenant_id)).scalar() or self.settings.max_concurrent_jobs
+                t.tenants.c.id == tenant_id)).scalar()
+            if limit is None:
+                limit = self.settings.max_concurrent_jobs
             active = conn.execute(sa.select(sa.func.count()).select_from(t.jobs).where(
                 t.jobs.c.tenant_id == tenant_id,
                 t.jobs.c.state.in_([JobState.QUEUED, JobState.RUNNING]))).scalar_one()
@@ -475,11 +479,11 @@ class Store:
         with self.tx() as conn:
             rows = conn.execute(sa.select(t.tasks.c.id, t.tasks.c.job_id).where(
                 t.tasks.c.node_id == node_id, t.tasks.c.state == TaskState.RUNNING)).all()
-            for row in rows:
-                self._requeue(conn, row.id, row.job_id, "released by an admin")
+            released = sum(self._requeue(conn, row.id, row.job_id, "released by an admin",
+                                         node_id=node_id) for row in rows)
             conn.execute(t.nodes.update().where(t.nodes.c.id == node_id).values(
                 current_task_id=None))
-        return len(rows)
+        return released
 
     def node_heartbeat(self, node_id: str, capabilities: Mapping[str, Any] | None = None) -> str:
         """Record that the node is alive; returns 'drain' or 'continue'."""
@@ -697,23 +701,41 @@ class Store:
             rows = conn.execute(sa.select(t.tasks.c.id, t.tasks.c.job_id, t.tasks.c.node_id)
                                 .where(t.tasks.c.state == TaskState.RUNNING,
                                        t.tasks.c.lease_expires_at < now)).all()
+            requeued = 0
             for row in rows:
+                # Task (under its job's lock) first, then the node: the order complete() uses.
+                if not self._requeue(conn, row.id, row.job_id, "lease expired",
+                                     expired_before=now):
+                    continue  # finished, requeued or re-leased since the SELECT
+                requeued += 1
                 conn.execute(t.nodes.update().where(t.nodes.c.id == row.node_id).values(
                     crashes=t.nodes.c.crashes + 1, current_task_id=None))
-                self._requeue(conn, row.id, row.job_id, "lease expired")
             # Cancelled tasks whose node went quiet need no more answers.
             conn.execute(t.tasks.update().where(
                 t.tasks.c.state == TaskState.CANCELLED, t.tasks.c.lease_expires_at < now,
             ).values(lease_token=None, lease_expires_at=None))
-        return len(rows)
+        return requeued
 
-    def _requeue(self, conn: Connection, task_id: str, job_id: str, why: str) -> None:
+    def _requeue(self, conn: Connection, task_id: str, job_id: str, why: str, *,
+                 expired_before: dt.datetime | None = None,
+                 node_id: str | None = None) -> bool:
+        """Requeue the task if it is still what the caller saw: running (on ``node_id``,
+        with a lease expired before ``expired_before``). False if it changed meanwhile."""
         self._lock_job(conn, job_id)
-        conn.execute(t.tasks.update().where(t.tasks.c.id == task_id).values(
+        query = t.tasks.update().where(t.tasks.c.id == task_id,
+                                       t.tasks.c.state == TaskState.RUNNING)
+        if expired_before is not None:
+            query = query.where(t.tasks.c.lease_expires_at < expired_before)
+        if node_id is not None:
+            query = query.where(t.tasks.c.node_id == node_id)
+        changed = conn.execute(query.values(
             state=TaskState.QUEUED, node_id=None, lease_token=None, lease_expires_at=None,
-            frames_done=0, requeues=t.tasks.c.requeues + 1, not_before=self.now()))
+            frames_done=0, requeues=t.tasks.c.requeues + 1, not_before=self.now())).rowcount
+        if not changed:
+            return False
         self._log(conn, job_id, "warning", f"task requeued: {why}", task_id)
         self._refresh_job(conn, job_id)
+        return True
 
     def _refresh_job(self, conn: Connection, job_id: str) -> None:
         """Write the job's derived state, step and times after a task changed."""
