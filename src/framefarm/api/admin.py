@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from framefarm.api import views
@@ -47,6 +47,32 @@ def undrain(node_id: str, _: AdminDep, svc: ServiceDep) -> dict[str, Any]:
 def release(node_id: str, _: AdminDep, svc: ServiceDep) -> dict[str, Any]:
     """Requeue the node's running task now (for a stuck node)."""
     return {"requeued": svc.store.release_node(node_id)}
+
+
+@router.get("/nodes/{node_id}/health")
+def node_health(node_id: str, _: AdminDep, svc: ServiceDep,
+                limit: int = 200) -> dict[str, Any]:
+    """The node's recent heartbeat samples: load, memory in use, task and frame."""
+    samples = svc.store.node_samples(node_id, min(max(limit, 1), 2000))
+    return {"node": views.node(svc, svc.store.get_node(node_id)),
+            "samples": [{"at": views.iso(s["at"]), "load": s["load"],
+                         "memory_used": s["memory_used"], "task_id": s["task_id"],
+                         "frames_done": s["frames_done"]} for s in samples]}
+
+
+@router.get("/nodes/{node_id}/crashes")
+def node_crashes(node_id: str, _: AdminDep, svc: ServiceDep) -> list[dict[str, Any]]:
+    """Failures the node reported (with the tail of the error) and leases it let expire."""
+    return [{"at": views.iso(c["at"]), "kind": c["kind"], "task_id": c["task_id"],
+             "job_id": c["job_id"], "error": c["error"]}
+            for c in svc.store.node_crashes(node_id)]
+
+
+@router.delete("/nodes/{node_id}", status_code=204)
+def forget_node(node_id: str, _: AdminDep, svc: ServiceDep) -> Response:
+    """Requeue the node's work and remove it; it has to register again."""
+    svc.store.forget_node(node_id)
+    return Response(status_code=204)
 
 
 @router.get("/queue")

@@ -46,9 +46,15 @@ class LeaseIn(Body):
     lease_token: str
 
 
+class Sample(Body):
+    load: float | None = Field(None, ge=0, description="1-minute load average")
+    memory_used: int | None = Field(None, ge=0, description="bytes in use on the machine")
+
+
 class TaskBeatIn(LeaseIn):
     frames_done: int | None = Field(None, ge=0)
     preview_jpeg: str | None = Field(None, description="base64 JPEG, at most 256 KiB")
+    sample: Sample | None = None
 
 
 class CompleteIn(LeaseIn):
@@ -116,6 +122,10 @@ def task_heartbeat(task_id: str, body: TaskBeatIn, node_id: NodeDep,
         preview_key = f"previews/{task['job_id']}.jpeg"
         svc.storage.put_stream(preview_key, io.BytesIO(image), _MAX_PREVIEW)
     command = svc.store.heartbeat(task_id, body.lease_token, body.frames_done, preview_key)
+    if body.sample is not None:
+        svc.store.record_sample(node_id, load=body.sample.load,
+                                memory_used=body.sample.memory_used, task_id=task_id,
+                                frames_done=body.frames_done)
     return {"command": command}
 
 

@@ -235,3 +235,26 @@ webhook_deliveries = sa.Table(
     sa.UniqueConstraint("job_id", "url", "event", name="uq_delivery_once"),
     sa.Index("ix_deliveries_due", "state", "next_attempt_at"),
 )
+
+node_samples = sa.Table(
+    "node_samples", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("node_id", sa.String(32), nullable=False),
+    sa.Column("at", Time, nullable=False),
+    sa.Column("load", sa.Float, nullable=True),  # 1-minute load average
+    sa.Column("memory_used", sa.BigInteger, nullable=True),  # bytes in use on the machine
+    sa.Column("task_id", sa.String(32), nullable=True),
+    sa.Column("frames_done", sa.Integer, nullable=True),
+    sa.Index("ix_node_samples_node_at", "node_id", "at"),
+)
+
+node_crashes = sa.Table(
+    "node_crashes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("node_id", sa.String(32), nullable=False, index=True),
+    sa.Column("at", Time, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # failure | lease_expired
+    sa.Column("task_id", sa.String(32), nullable=True),
+    sa.Column("job_id", sa.String(32), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),  # the tail of the error
+)

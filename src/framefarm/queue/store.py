@@ -485,6 +485,42 @@ class Store:
                 current_task_id=None))
         return released
 
+    def record_sample(self, node_id: str, *, load: float | None, memory_used: int | None,
+                      task_id: str | None, frames_done: int | None,
+                      keep: dt.timedelta = dt.timedelta(hours=24)) -> None:
+        """One point of a node's health history; points older than ``keep`` are dropped."""
+        now = self.now()
+        with self.tx() as conn:
+            conn.execute(t.node_samples.insert().values(
+                node_id=node_id, at=now, load=load, memory_used=memory_used, task_id=task_id,
+                frames_done=frames_done))
+            conn.execute(t.node_samples.delete().where(t.node_samples.c.node_id == node_id,
+                                                       t.node_samples.c.at < now - keep))
+
+    def node_samples(self, node_id: str, limit: int = 200) -> list[RowMapping]:
+        self.get_node(node_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.node_samples).where(
+                t.node_samples.c.node_id == node_id).order_by(t.node_samples.c.id.desc())
+                .limit(limit)).mappings()
+            return list(reversed(list(rows)))
+
+    def node_crashes(self, node_id: str, limit: int = 50) -> list[RowMapping]:
+        self.get_node(node_id)
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(t.node_crashes).where(
+                t.node_crashes.c.node_id == node_id).order_by(t.node_crashes.c.id.desc())
+                .limit(limit)).mappings())
+
+    def forget_node(self, node_id: str) -> None:
+        """Requeue the node's tasks and remove it with its history (it must register
+        again to come back)."""
+        self.release_node(node_id)
+        with self.tx() as conn:
+            for table in (t.node_samples, t.node_crashes):
+                conn.execute(table.delete().where(table.c.node_id == node_id))
+            conn.execute(t.nodes.delete().where(t.nodes.c.id == node_id))
+
     def node_heartbeat(self, node_id: str, capabilities: Mapping[str, Any] | None = None) -> str:
         """Record that the node is alive; returns 'drain' or 'continue'."""
         with self.tx() as conn:
@@ -652,6 +688,9 @@ class Store:
             conn.execute(t.nodes.update().where(t.nodes.c.id == node_id).values(
                 tasks_failed=t.nodes.c.tasks_failed + 1, current_task_id=None,
                 last_error=error[-4000:]))
+            conn.execute(t.node_crashes.insert().values(
+                node_id=node_id, at=now, kind="failure", task_id=task_id, job_id=job_id,
+                error=error[-4000:]))
             self._count_node_failure(conn, job_id, node_id)
             if permanent or failures >= s.max_attempts:
                 conn.execute(t.tasks.update().where(t.tasks.c.id == task_id).values(
@@ -710,6 +749,9 @@ class Store:
                 requeued += 1
                 conn.execute(t.nodes.update().where(t.nodes.c.id == row.node_id).values(
                     crashes=t.nodes.c.crashes + 1, current_task_id=None))
+                conn.execute(t.node_crashes.insert().values(
+                    node_id=row.node_id, at=now, kind="lease_expired", task_id=row.id,
+                    job_id=row.job_id, error="no heartbeat before the lease expired"))
             # Cancelled tasks whose node went quiet need no more answers.
             conn.execute(t.tasks.update().where(
                 t.tasks.c.state == TaskState.CANCELLED, t.tasks.c.lease_expires_at < now,

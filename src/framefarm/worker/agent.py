@@ -44,6 +44,19 @@ def capabilities() -> dict[str, Any]:
             "engines": ["framefarm"], "host": socket.gethostname()}
 
 
+def machine_sample() -> dict[str, Any]:
+    """Load and memory in use on this machine, for the node's health history."""
+    sample: dict[str, Any] = {"load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+        total = int(info["MemTotal"].split()[0]) * 1024
+        available = int(info["MemAvailable"].split()[0]) * 1024
+        sample["memory_used"] = total - available
+    except (OSError, KeyError, ValueError):
+        sample["memory_used"] = None
+    return sample
+
+
 class LeaseLost(Exception):
     """The server no longer recognises this task's lease (409): drop the work."""
 
@@ -224,7 +237,8 @@ class Agent:
                 progress.stalled = True
                 cancel.set()
                 return
-            body: dict[str, Any] = {"lease_token": lease, "frames_done": progress.frames}
+            body: dict[str, Any] = {"lease_token": lease, "frames_done": progress.frames,
+                                    "sample": machine_sample()}
             preview = progress.take_preview()
             if preview:
                 body["preview_jpeg"] = preview
