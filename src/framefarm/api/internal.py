@@ -217,20 +217,23 @@ def complete(task_id: str, body: CompleteIn, node_id: NodeDep, svc: ServiceDep,
         raise ApiError(422, "invalid_output", "output_key is not this job's")
     if body.output_key and not svc.storage.exists(body.output_key):
         raise ApiError(422, "invalid_output", "output_key was not uploaded")
-    job = svc.store.complete(task_id, body.lease_token, body.output_key)
+    # Whatever a finished job shows must exist before the job is seen finished.
+    export = None
+    if task["kind"] == "assemble" and body.output_key:
+        export = svc.export_meta(body.output_key)
+    if task["kind"] == "snapshot" and body.output_key:
+        cache = svc.store.get_job(None, task["job_id"])["options"].get("cache_key")
+        if cache:
+            svc.storage.put_file(cache, svc.storage.local_path(body.output_key))
+    job = svc.store.complete(task_id, body.lease_token, body.output_key, export)
     counters.completed.labels(task["kind"]).inc()
     if task["started_at"]:
         counters.render_seconds.labels(task["kind"]).observe(
             (svc.store.now() - task["started_at"]).total_seconds())
     if task["kind"] in ("render", "snapshot"):
         counters.frames.inc(task["frame_end"] - task["frame_start"])
-    if job["state"] == JobState.SUCCEEDED:
-        if job["kind"] == "snapshot" and body.output_key:
-            cache = job["options"].get("cache_key")
-            if cache:
-                svc.storage.put_file(cache, svc.storage.local_path(body.output_key))
-        else:
-            svc.job_finished(job)
+    if job["state"] == JobState.SUCCEEDED and job["kind"] == "render":
+        svc.job_finished(job)
     return {"ok": True, "job_state": job["state"]}
 
 

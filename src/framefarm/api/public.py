@@ -7,12 +7,13 @@ import asyncio
 import time
 from typing import Annotated, Any, Literal
 
+import pydantic
 from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from framefarm import webhooks
+from framefarm import errors, webhooks
 from framefarm.api import views
 from framefarm.api.deps import ServiceDep, TenantDep
 from framefarm.api.errors import ApiError
@@ -125,12 +126,15 @@ def upload_assets(
     """Upload files; each is stored once by its SHA-256 and named in the project by its
     (sanitised) file name, optionally inside ``folder``."""
     svc.store.get_project(caller.tenant_id, project_id)
-    stored = []
-    for upload in files:
+    names = []
+    for upload in files:  # every name is checked before anything is stored
         try:
-            name = asset_name(f"{folder}/{upload.filename}" if folder else upload.filename or "")
+            names.append(asset_name(f"{folder}/{upload.filename}" if folder
+                                    else upload.filename or ""))
         except ValueError as exc:
             raise ApiError(422, "invalid_asset_name", str(exc)) from None
+    stored = []
+    for upload, name in zip(files, names, strict=True):
         staging = f"uploads/{time.monotonic_ns()}"
         size, sha = svc.storage.put_stream(staging, upload.file, svc.settings.max_upload_bytes)
         if svc.storage.exists(blob_key(sha)):
@@ -367,8 +371,19 @@ def export_download(export_id: str, svc: ServiceDep, request: Request,
 
 
 def _variables(document: dict[str, Any]) -> dict[str, Any]:
-    return {name: models.Variable.model_validate(spec).model_dump()
-            for name, spec in (document.get("variables") or {}).items()}
+    declared = document.get("variables") or {}
+    if not isinstance(declared, dict):
+        raise errors.DocumentError("variables: expected an object of name -> definition")
+    found, problems = {}, []
+    for name, spec in declared.items():
+        try:
+            found[name] = models.Variable.model_validate(spec).model_dump()
+        except pydantic.ValidationError as exc:
+            problems += [loader.format_error({**e, "loc": ("variables", name, *e["loc"])})
+                         for e in exc.errors()]
+    if problems:
+        raise errors.DocumentError("the template's variables are invalid", problems)
+    return found
 
 
 @router.post("/templates", status_code=201)

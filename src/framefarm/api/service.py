@@ -34,6 +34,8 @@ def asset_name(raw: str) -> str:
     """A safe relative asset name: folders allowed, no '..', no absolute paths, no odd
     characters. Raises ApiError-friendly ValueError with the reason."""
     name = raw.replace("\\", "/").strip()
+    if name.startswith("/"):
+        raise ValueError(f"asset name {raw!r} is absolute; give a name relative to the project")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if not parts or len(parts) > 4:
         raise ValueError(f"asset name {raw!r} is empty or too deep")
@@ -197,20 +199,17 @@ class Service:
 
     # -- exports and links ---------------------------------------------------------------------
 
-    def finish_export(self, job: RowMapping) -> RowMapping | None:
-        """Create the export of a succeeded render job (idempotent)."""
-        existing = self.store.export_for_job(job["id"])
-        if existing is not None or job["kind"] != "render" or not job["result_key"]:
-            return existing
-        path = self.storage.local_path(job["result_key"])
+    def export_meta(self, key: str) -> queue.ExportMeta:
+        """Describe a finished video for its export row (probed before the job completes)."""
+        path = self.storage.local_path(key)
         info = probe.probe(path)
         video = info.video
-        fmt = path.suffix.lstrip(".")
-        return self.store.create_export(
-            job["id"], storage_key=job["result_key"], size=path.stat().st_size,
+        return queue.ExportMeta(
+            storage_key=key, size=path.stat().st_size,
             duration=video.duration if video else info.duration,
             width=video.width if video else 0, height=video.height if video else 0,
-            codec=video.codec if video else "", fmt=fmt, keep_days=self.settings.export_days)
+            codec=video.codec if video else "", fmt=path.suffix.lstrip("."),
+            keep_days=self.settings.export_days)
 
     def send(self, key: str, media_type: str | None = None,
              filename: str | None = None) -> Response:
@@ -223,9 +222,7 @@ class Service:
                             filename=filename)
 
     def job_finished(self, job: RowMapping) -> None:
-        """A job reached succeeded, failed or cancelled: create its export, queue webhooks."""
-        if job["state"] == "succeeded":
-            self.finish_export(job)
+        """A job reached succeeded, failed or cancelled: tidy its parts, queue webhooks."""
         # Chunk parts and the audio mix are only needed until the export exists.
         for task in self.store.task_outputs(job["id"]):
             if task["output_key"] and task["output_key"] != job["result_key"]:

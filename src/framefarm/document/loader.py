@@ -76,7 +76,11 @@ def load(
     if not isinstance(raw, dict):
         raise errors.DocumentError("the document must be a JSON object with 'scenes'")
     resolved = templates.resolve(raw, data)
-    design = validate({"output": resolved.get("output") or {}, "scenes": [{}]}).output
+    try:  # the size the document was made for (an invalid output is reported below)
+        design: models.Output | None = models.Output.model_validate(
+            resolved.get("output") or {})
+    except pydantic.ValidationError:
+        design = None
     if overrides:
         output = dict(resolved.get("output") or {})
         output.update({k: v for k, v in overrides.items() if v is not None})
@@ -86,7 +90,8 @@ def load(
         resolved["output"] = output
     document = validate(resolved)
     check_limits(document, limits)
-    document = _rescale(document, design)
+    if design is not None:
+        document = _rescale(document, design)
     base_dir = base_dir.resolve()
     assets = _resolve_assets(document, base_dir, limits) if check_assets else {}
     media = _probe_media(document, assets) if check_assets else {}

@@ -94,6 +94,20 @@ class QueueSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class ExportMeta:
+    """What an export records about its file."""
+
+    storage_key: str
+    size: int
+    duration: float
+    width: int
+    height: int
+    codec: str
+    fmt: str
+    keep_days: float
+
+
+@dataclasses.dataclass(frozen=True)
 class TaskPlan:
     kind: str
     idx: int
@@ -641,9 +655,11 @@ class Store:
         return "continue"
 
     @_retry_deadlocks
-    def complete(self, task_id: str, token: str, output_key: str | None) -> RowMapping:
+    def complete(self, task_id: str, token: str, output_key: str | None,
+                 export: ExportMeta | None = None) -> RowMapping:
         """Mark a leased task done; unblocks the assemble task when its inputs are all done.
-        Returns the job row after the change."""
+        An assemble task's ``export`` is recorded in the same transaction, so a job is never
+        seen succeeded without its export. Returns the job row after the change."""
         now = self.now()
         with self.tx() as conn:
             task = self._leased(conn, task_id, token, lock=True)
@@ -659,6 +675,8 @@ class Store:
             if task["kind"] in ("assemble", "snapshot"):
                 conn.execute(t.jobs.update().where(t.jobs.c.id == job_id).values(
                     result_key=output_key))
+            if export is not None and task["kind"] == "assemble":
+                self._insert_export(conn, task["tenant_id"], job_id, export)
             pending = conn.execute(sa.select(sa.func.count()).select_from(t.tasks).where(
                 t.tasks.c.job_id == job_id, t.tasks.c.kind.in_(["render", "audio"]),
                 t.tasks.c.state != TaskState.SUCCEEDED)).scalar_one()
@@ -819,16 +837,22 @@ class Store:
     def create_export(self, job_id: str, *, storage_key: str, size: int, duration: float,
                       width: int, height: int, codec: str, fmt: str,
                       keep_days: float) -> RowMapping:
-        now = self.now()
         job = self.get_job(None, job_id)
-        export_id = new_id("exp")
+        meta = ExportMeta(storage_key, size, duration, width, height, codec, fmt, keep_days)
         with self.tx() as conn:
-            conn.execute(t.exports.insert().values(
-                id=export_id, tenant_id=job["tenant_id"], job_id=job_id,
-                storage_key=storage_key, size=size, duration=duration, width=width,
-                height=height, codec=codec, format=fmt, created_at=now,
-                expires_at=now + dt.timedelta(days=keep_days)))
+            export_id = self._insert_export(conn, job["tenant_id"], job_id, meta)
         return self.get_export(None, export_id)
+
+    def _insert_export(self, conn: Connection, tenant_id: str, job_id: str,
+                       meta: ExportMeta) -> str:
+        now = self.now()
+        export_id = new_id("exp")
+        conn.execute(t.exports.insert().values(
+            id=export_id, tenant_id=tenant_id, job_id=job_id, storage_key=meta.storage_key,
+            size=meta.size, duration=meta.duration, width=meta.width, height=meta.height,
+            codec=meta.codec, format=meta.fmt, created_at=now,
+            expires_at=now + dt.timedelta(days=meta.keep_days)))
+        return export_id
 
     def get_export(self, tenant_id: str | None, export_id: str) -> RowMapping:
         query = sa.select(t.exports).where(t.exports.c.id == export_id)
