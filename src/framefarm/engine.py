@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 from PIL import Image
 
 from framefarm import errors
@@ -189,7 +190,11 @@ def render_part(
                     pixels = compositor.render(n)
                     if on_frame is not None:
                         on_frame(n, pixels)
-                    frames_q.put(pixels.tobytes())
+                    if cmd.stdin_pix_fmt == "yuv420p":
+                        # BT.601 limited range 4:2:0, as the command's tags say.
+                        frames_q.put(cv2.cvtColor(pixels, cv2.COLOR_RGB2YUV_I420).tobytes())
+                    else:
+                        frames_q.put(pixels.tobytes())
         finally:
             frames_q.put(None)
             writer.join()

@@ -17,8 +17,12 @@ PIPED = ("-hide_banner", "-loglevel", "error", "-nostats", "-progress", "pipe:1"
 COMMON = ("-hide_banner", "-nostdin", "-loglevel", "error", "-nostats", "-progress", "pipe:1")
 RAW_320 = ("-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "320x180", "-framerate", "30",
            "-i", "pipe:0")
+YUV_320 = ("-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", "320x180", "-framerate", "30",
+           "-i", "pipe:0")
 TAGS = ("-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
         "-color_range", "tv")
+TAGS_601 = ("-colorspace", "smpte170m", "-color_primaries", "bt709", "-color_trc", "bt709",
+            "-color_range", "tv")
 FMT = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"
 
 
@@ -29,14 +33,15 @@ def test_video_part_mp4_draft() -> None:
     cmd = encode.video_part(width=320, height=180, fps=30, fmt="mp4", quality="draft",
                             frames=45, output=Path("/w/part0000.mp4"))
     assert cmd.args == (
-        *PIPED, *RAW_320, "-an", "-vf", "scale=out_color_matrix=bt709:out_range=tv",
+        *PIPED, *YUV_320, "-an",
         "-c:v", "libx264", "-preset", "ultrafast", "-crf", "30", "-pix_fmt", "yuv420p",
         "-profile:v", "high", "-g", "60",
-        *TAGS, "-video_track_timescale", "30000",
+        *TAGS_601, "-video_track_timescale", "30000",
         "-frames:v", "45", "-f", "mp4", "-y", "/w/part0000.mp4",
     )
     assert cmd.frames == 45
     assert cmd.stdin_frames == (320, 180, 45)
+    assert cmd.stdin_pix_fmt == "yuv420p"
     assert cmd.argv("/bin/ffmpeg") == ["/bin/ffmpeg", *cmd.args]
 
 
@@ -56,11 +61,11 @@ def test_video_part_webm_high_at_25_fps() -> None:
     cmd = encode.video_part(width=640, height=360, fps=25, fmt="webm", quality="high",
                             frames=100, output=Path("/w/part0001.webm"))
     assert cmd.args == (
-        *PIPED, "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "640x360", "-framerate", "25",
-        "-i", "pipe:0", "-an", "-vf", "scale=out_color_matrix=bt709:out_range=tv",
+        *PIPED, "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", "640x360", "-framerate", "25",
+        "-i", "pipe:0", "-an",
         "-c:v", "libvpx-vp9", "-crf", "31", "-b:v", "0", "-deadline", "good",
         "-cpu-used", "4", "-row-mt", "1", "-g", "50", "-pix_fmt", "yuv420p",
-        *TAGS, "-frames:v", "100", "-f", "webm", "-y", "/w/part0001.webm",
+        *TAGS_601, "-frames:v", "100", "-f", "webm", "-y", "/w/part0001.webm",
     )
 
 

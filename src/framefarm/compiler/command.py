@@ -13,7 +13,10 @@ class FfmpegCommand:
     frames: int | None = None
     """Video frames the command writes (for progress), if it writes video."""
     stdin_frames: tuple[int, int, int] | None = None
-    """(width, height, count) of raw RGB24 frames the caller pipes to stdin, if any."""
+    """(width, height, count) of raw frames the caller pipes to stdin, if any."""
+    stdin_pix_fmt: str = "rgb24"
+    """Their pixel format: ``rgb24``, or ``yuv420p`` (BT.601 limited range, converted by
+    the caller, which halves what goes through the pipe)."""
     description: str = ""
 
     def argv(self, binary: str) -> list[str]:
