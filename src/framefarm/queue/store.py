@@ -909,8 +909,9 @@ def _sqlite_engine(url: str) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        # Take the write lock up front: two claimers can never read the same queued task.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front, so two claimers can never read the same
+        # queued task; readers begin deferred and, in WAL mode, never wait for a writer.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
 
     return engine
 
@@ -921,6 +922,16 @@ class SqliteStore(Store):
     def __init__(self, url: str, clock: Clock | None = None,
                  settings: QueueSettings | None = None) -> None:
         super().__init__(_sqlite_engine(url), clock, settings)
+
+    @contextmanager
+    def tx(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.info["write"] = True  # BEGIN IMMEDIATE (see _sqlite_engine)
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop("write", None)
 
 
 class PostgresStore(Store):
