@@ -207,8 +207,10 @@ def render_part(
 
 
 def render_audio(tl: Timeline, output: Path, frames: tuple[int, int] | None = None, *,
-                 cancel: threading.Event | None = None, timeout: float | None = None) -> None:
-    runner.run(audio.mix(tl, output, frames), cancel=cancel, timeout=timeout)
+                 cancel: threading.Event | None = None, timeout: float | None = None,
+                 on_progress: Callable[[], None] | None = None) -> None:
+    runner.run(audio.mix(tl, output, frames), cancel=cancel, timeout=timeout,
+               on_progress=on_progress)
 
 
 def assemble_parts(

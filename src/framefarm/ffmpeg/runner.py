@@ -51,9 +51,11 @@ class Process:
         on_frames: Callable[[int], None] | None = None,
         timeout: float | None = None,
         cancel: threading.Event | None = None,
+        on_progress: Callable[[], None] | None = None,
     ) -> None:
         self.command = command
         self._on_frames = on_frames
+        self._on_progress = on_progress
         self._deadline = time.monotonic() + timeout if timeout else None
         self._cancel = cancel or threading.Event()
         self._stopped: str | None = None  # "timeout" or "cancel"
@@ -80,10 +82,15 @@ class Process:
 
     def _read_progress(self) -> None:
         assert self._proc.stdout is not None
+        seen: dict[str, str] = {}
         for raw in self._proc.stdout:
             key, _, value = raw.decode("utf-8", "replace").strip().partition("=")
             if key == "frame" and self._on_frames and value.isdigit():
                 self._on_frames(int(value))
+            if key in ("frame", "out_time_us", "total_size") and seen.get(key) != value:
+                seen[key] = value
+                if self._on_progress:
+                    self._on_progress()
 
     def _read_stderr(self) -> None:
         assert self._proc.stderr is not None
@@ -175,6 +182,8 @@ def run(
     on_frames: Callable[[int], None] | None = None,
     timeout: float | None = None,
     cancel: threading.Event | None = None,
+    on_progress: Callable[[], None] | None = None,
 ) -> None:
     """Run a command that needs no input to completion."""
-    Process(command, on_frames=on_frames, timeout=timeout, cancel=cancel).wait()
+    Process(command, on_frames=on_frames, timeout=timeout, cancel=cancel,
+            on_progress=on_progress).wait()

@@ -788,8 +788,11 @@ class Store:
             query = query.where(t.tasks.c.lease_expires_at < expired_before)
         if node_id is not None:
             query = query.where(t.tasks.c.node_id == node_id)
+        previous = conn.execute(sa.select(t.tasks.c.node_id).where(
+            t.tasks.c.id == task_id)).scalar()
         changed = conn.execute(query.values(
-            state=TaskState.QUEUED, node_id=None, lease_token=None, lease_expires_at=None,
+            state=TaskState.QUEUED, node_id=None, last_failed_node=previous,
+            lease_token=None, lease_expires_at=None,
             frames_done=0, requeues=t.tasks.c.requeues + 1, not_before=self.now())).rowcount
         if not changed:
             return False

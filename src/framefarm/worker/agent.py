@@ -109,6 +109,8 @@ class Agent:
                 if response.status_code not in (502, 503, 504):
                     break
                 problem = f"HTTP {response.status_code}"
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    problem += f" ({response.json()['error']['message']})"
             except httpx.TransportError as exc:
                 problem = str(exc) or type(exc).__name__
             if time.monotonic() + delay > deadline:
@@ -328,7 +330,12 @@ class Agent:
             if fmt == "gif":
                 return None, ext
             out = folder / f"audio.{ext}"
-            engine.render_audio(tl, out, (start, end), cancel=cancel)
+            progress.watch()
+            try:
+                engine.render_audio(tl, out, (start, end), cancel=cancel,
+                                    on_progress=progress.touch)
+            finally:
+                progress.unwatch()
             return out, ext
         if kind == "assemble":
             return self._assemble(task, tl.fps, fmt, folder)
@@ -378,6 +385,11 @@ class _Progress:
         if done != self.frames and self._watching_since is not None:
             self._watching_since = time.monotonic()
         self.frames = done
+
+    def touch(self) -> None:
+        """Output advanced (an FFmpeg phase without frames: audio)."""
+        if self._watching_since is not None:
+            self._watching_since = time.monotonic()
 
     def watch(self) -> None:
         """Start timing stalls: the render phase reports frames as it goes."""
