@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
+from service_support import Farm, assert_error, bearer, simple_doc, wait_for, wait_job
 
 from framefarm import webhooks
-from service_support import Farm, assert_error, bearer, simple_doc, wait_for, wait_job
 
 
 class Receiver:
@@ -22,7 +22,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.calls.append((dict(self.headers), body))
                 self.send_response(500 if len(receiver.calls) <= failures else 200)
