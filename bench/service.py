@@ -171,7 +171,7 @@ def render_through_service(base: str, key: str, document: dict[str, Any],
     with httpx.Client(base_url=base, headers=_auth(key), timeout=600) as client:
         project = client.post("/v1/projects", json={"name": "bench"}).json()["id"]
         for path in sorted(media.iterdir()):
-            if path.is_file():
+            if path.is_file() and not path.name.startswith("."):
                 with path.open("rb") as handle:
                     client.post(f"/v1/projects/{project}/assets", data={"folder": "media"},
                                 files=[("files", (path.name, handle))]).raise_for_status()
