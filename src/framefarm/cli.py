@@ -225,6 +225,8 @@ def worker(
                                             "the server is unreachable")] = 300.0,
     hang_seconds: Annotated[float, typer.Option(help="stop and fail a render that makes no "
                                                 "progress for this long")] = 300.0,
+    poll_seconds: Annotated[float, typer.Option(help="how often an idle node asks for work")]
+    = 1.0,
 ) -> None:
     """Run a render node that claims tasks from a framefarm server.
 
@@ -235,7 +237,7 @@ def worker(
 
     logs.setup()
     agent = Agent(server, token, name=name, workdir=workdir, report_patience=patience,
-                  hang_seconds=hang_seconds)
+                  hang_seconds=hang_seconds, poll_seconds=poll_seconds)
     try:
         agent.run()
     except KeyboardInterrupt:
