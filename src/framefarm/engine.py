@@ -239,7 +239,8 @@ def verify(path: Path, *, frames: int, fps: int) -> probe.MediaInfo:
     return info
 
 
-def _cores() -> int:
+def cores() -> int:
+    """CPU cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -287,8 +288,8 @@ def render(
     tracker.report("prepare", force=True)
     ranges = [(start + a, start + b) for a, b in command.frame_ranges(
         count, 1 if fmt == "gif" else tl.output.chunks)]
-    workers = min(len(ranges), _cores())
-    threads = max(1, _cores() // workers) if len(ranges) > 1 else None
+    workers = min(len(ranges), cores())
+    threads = max(1, cores() // workers) if len(ranges) > 1 else None
     cancel = cancel or threading.Event()
     workdir = Path(tempfile.mkdtemp(prefix=f".{output.stem}-", dir=output.parent))
     try:

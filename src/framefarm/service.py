@@ -4,7 +4,6 @@ talk to it over loopback exactly like remote ones."""
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import threading
@@ -15,14 +14,10 @@ import httpx
 import uvicorn
 from rich.console import Console
 
-from framefarm import logs
+from framefarm import engine, logs
 from framefarm.api.app import build_service, create_app
 from framefarm.db import migrate
 from framefarm.settings import Settings
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def start_nodes(
@@ -64,7 +59,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int | None,
                       f"[/]\n{key}")
     app = create_app(settings, svc)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    count = _cores() if workers is None else workers
+    count = engine.cores() if workers is None else workers
     local = f"http://127.0.0.1:{port}"
     nodes: list[subprocess.Popen[bytes]] = []
 
