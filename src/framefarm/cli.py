@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -227,8 +228,15 @@ def worker(
                                                 "progress for this long")] = 300.0,
     poll_seconds: Annotated[float, typer.Option(help="how often an idle node asks for work")]
     = 1.0,
+    threads: Annotated[int | None, typer.Option(
+        min=1, envvar="FRAMEFARM_NODE_THREADS",
+        help="encoder and compositor threads (default: all cores; give each of N nodes on "
+        "one machine cores/N)")] = None,
 ) -> None:
     """Run a render node that claims tasks from a framefarm server.
+
+    SIGTERM or Ctrl-C drains the node: it finishes the task in hand, then exits. A second
+    one stops it at once (the task is requeued when its lease runs out).
 
     Example: framefarm worker --server http://10.0.0.5:8700 --token $FRAMEFARM_ENROLMENT_TOKEN
     """
@@ -236,8 +244,20 @@ def worker(
     from framefarm.worker.agent import Agent
 
     logs.setup()
+    if threads is not None:
+        import cv2
+
+        cv2.setNumThreads(threads)
     agent = Agent(server, token, name=name, workdir=workdir, report_patience=patience,
-                  hang_seconds=hang_seconds, poll_seconds=poll_seconds)
+                  hang_seconds=hang_seconds, poll_seconds=poll_seconds, threads=threads)
+
+    def stop(signum: int, _frame: object) -> None:
+        if agent.stopping.is_set():
+            raise KeyboardInterrupt  # the second signal: stop now
+        agent.drain()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
         agent.run()
     except KeyboardInterrupt:

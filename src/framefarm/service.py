@@ -23,7 +23,10 @@ from framefarm.settings import Settings
 def start_nodes(
     server: str, token: str, count: int, workdir: Path
 ) -> list[subprocess.Popen[bytes]]:
-    """Local render nodes: the ``framefarm worker`` command, one process each."""
+    """Local render nodes: the ``framefarm worker`` command, one process each. Several
+    nodes share the machine's cores: each gets an equal thread budget, as in-process
+    ``--chunks`` does, rather than every encoder assuming it has the whole machine."""
+    threads = ["--threads", str(max(1, engine.cores() // count))] if count > 1 else []
     nodes = []
     for i in range(count):
         folder = workdir / f"node{i}"
@@ -32,7 +35,7 @@ def start_nodes(
             [sys.executable, "-m", "framefarm", "worker", "--server", server, "--token", token,
              "--name", f"local-{i}", "--workdir", str(folder),
              # Local nodes ask often: on loopback a claim is cheap and snapshots start sooner.
-             "--poll-seconds", "0.1"],
+             "--poll-seconds", "0.1", *threads],
             stdout=(folder / "node.log").open("ab"), stderr=subprocess.STDOUT))
     return nodes
 

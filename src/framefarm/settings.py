@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
     s3_prefix: str = Field("", description="key prefix inside the bucket")
+    s3_public_endpoint_url: str | None = Field(
+        None, description="the S3 endpoint as nodes and browsers reach it, for presigned URLs "
+        "(default: s3_endpoint_url)")
+    s3_part_mb: int = Field(64, ge=5, le=5120, description="nodes upload files larger than "
+                            "this in parts of this size (multipart)")
     public_url: str = Field("http://127.0.0.1:8700", description="base URL of signed links")
     secret_key: str | None = Field(
         None, description="signs download links; default: generated once into the data dir")

@@ -58,6 +58,8 @@ def build_storage(settings: Settings) -> Storage:
             endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
             access_key_id=settings.s3_access_key_id,
             secret_access_key=settings.s3_secret_access_key, prefix=settings.s3_prefix,
+            public_endpoint_url=settings.s3_public_endpoint_url,
+            part_size=settings.s3_part_mb * 1024**2,
             create_bucket=True)
     return LocalStorage(settings.storage_dir)
 

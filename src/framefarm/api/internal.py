@@ -12,7 +12,7 @@ import secrets
 import tempfile
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -21,11 +21,13 @@ from framefarm.api.deps import MetricsDep, NodeDep, ServiceDep
 from framefarm.api.errors import ApiError
 from framefarm.api.service import blob_key
 from framefarm.queue.states import JobState
+from framefarm.storage.local import InvalidUpload
 
 log = logging.getLogger("framefarm.api")
 router = APIRouter(prefix="/internal", include_in_schema=True, tags=["nodes"])
 _MAX_PREVIEW = 256 * 1024
 _URL_SECONDS = 3600  # presigned URLs for nodes: long enough for a big part
+_MAX_OUTPUT = 8 * 1024**3  # a task's output
 
 
 class Body(BaseModel):
@@ -61,6 +63,14 @@ class CompleteIn(LeaseIn):
     output_key: str | None = None
 
 
+class UploadDoneIn(LeaseIn):
+    output_key: str
+    upload_id: str = Field(min_length=1, max_length=1024)
+    etags: list[str] = Field(min_length=1, max_length=10_000,
+                             description="each part's ETag, in order")
+    size: int = Field(ge=1, le=_MAX_OUTPUT)
+
+
 class FailIn(LeaseIn):
     error: str = Field(max_length=20000)
     permanent: bool = Field(False, description="the input is invalid: retrying cannot help")
@@ -80,6 +90,14 @@ def register(body: RegisterIn, svc: ServiceDep) -> dict[str, Any]:
 @router.post("/nodes/heartbeat")
 def node_heartbeat(body: NodeBeatIn, node_id: NodeDep, svc: ServiceDep) -> dict[str, Any]:
     return {"command": svc.store.node_heartbeat(node_id, body.capabilities)}
+
+
+@router.post("/nodes/drain")
+def node_drain(node_id: NodeDep, svc: ServiceDep) -> dict[str, Any]:
+    """The node is shutting down (SIGTERM): offer it no more work."""
+    svc.store.set_draining(node_id, True)
+    log.info("node draining itself", extra={"node_id": node_id})
+    return {"ok": True}
 
 
 @router.post("/tasks/claim", response_model=None)
@@ -177,12 +195,36 @@ Extension = Literal["mp4", "webm", "m4a", "gif", "png", "jpeg"]
 
 @router.post("/tasks/{task_id}/upload-url")
 def upload_url(task_id: str, body: LeaseIn, ext: Extension, node_id: NodeDep,
-               svc: ServiceDep) -> dict[str, Any]:
-    """Where to put the task's output: a presigned URL when storage has them (the node
-    uploads straight to it), else null (PUT it to /internal/tasks/{id}/output)."""
+               svc: ServiceDep,
+               size: Annotated[int | None, Query(ge=0, le=_MAX_OUTPUT)] = None,
+               ) -> dict[str, Any]:
+    """Where to put the task's output of ``size`` bytes. With S3, straight to storage:
+    ``multipart`` (a large file: PUT each part to its URL, then POST the ETags to
+    /internal/tasks/{id}/upload-complete) or ``url`` (one PUT). With local storage, both
+    are null: PUT the file to /internal/tasks/{id}/output."""
     task = svc.store.task_for_node(task_id, body.lease_token)
     key = _output_key(task, body.lease_token, ext)
-    return {"output_key": key, "url": svc.storage.presigned_put(key, _URL_SECONDS)}
+    parts = svc.storage.presigned_multipart(key, size, _URL_SECONDS) if size else None
+    if parts is not None:
+        return {"output_key": key, "url": None, "multipart": {
+            "upload_id": parts.upload_id, "part_size": parts.part_size, "urls": parts.urls}}
+    return {"output_key": key, "url": svc.storage.presigned_put(key, _URL_SECONDS),
+            "multipart": None}
+
+
+@router.post("/tasks/{task_id}/upload-complete")
+def upload_complete(task_id: str, body: UploadDoneIn, node_id: NodeDep,
+                    svc: ServiceDep) -> dict[str, Any]:
+    """Join the parts of a multipart upload; only then does the output exist."""
+    task = svc.store.task_for_node(task_id, body.lease_token)
+    ext = body.output_key.rpartition(".")[2]
+    if body.output_key != _output_key(task, body.lease_token, ext):
+        raise ApiError(422, "invalid_output", "output_key is not this lease's")
+    try:
+        svc.storage.complete_multipart(body.output_key, body.upload_id, body.etags, body.size)
+    except InvalidUpload as exc:
+        raise ApiError(422, "invalid_upload", str(exc)) from None
+    return {"output_key": body.output_key, "size": body.size}
 
 
 @router.put("/tasks/{task_id}/output")
@@ -195,7 +237,7 @@ async def upload_output(
     task = svc.store.task_for_node(task_id, x_lease_token)
     key = _output_key(task, x_lease_token, ext)
     size = 0
-    limit = 8 * 1024**3
+    limit = _MAX_OUTPUT
     svc.work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.SpooledTemporaryFile(max_size=16 * 1024**2,
                                        dir=str(svc.work_dir)) as staging:

@@ -66,6 +66,9 @@ class Process:
                 stdin=subprocess.PIPE if command.stdin_frames else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
+                # Its own process group: a Ctrl-C at the terminal reaches Python, which
+                # decides (a render node finishes its task), not FFmpeg directly.
+                process_group=0,
             )
         except OSError as exc:
             raise errors.RenderError(

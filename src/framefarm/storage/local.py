@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -28,6 +29,20 @@ class StorageError(Exception):
 
 class TooLarge(StorageError):
     """An upload is larger than allowed."""
+
+
+class InvalidUpload(StorageError):
+    """A multipart upload cannot be completed as described (wrong parts, unknown id)."""
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    """Where a node sends a large file: part i (from 0) is bytes
+    [i * part_size, (i + 1) * part_size) of it, PUT to ``urls[i]``."""
+
+    upload_id: str
+    part_size: int
+    urls: list[str]
 
 
 class Storage(Protocol):
@@ -54,6 +69,16 @@ class Storage(Protocol):
 
     def presigned_put(self, key: str, seconds: int) -> str | None:
         """A URL a node can PUT the object to, if the backend has them."""
+
+    def presigned_multipart(self, key: str, size: int,
+                            seconds: int) -> MultipartUpload | None:
+        """A multipart upload of ``size`` bytes with one presigned URL per part, if the
+        backend has them and the file is large enough to need one."""
+
+    def complete_multipart(self, key: str, upload_id: str, etags: list[str],
+                           size: int) -> None:
+        """Join the uploaded parts (their ETags in order) into the object, which must then
+        hold ``size`` bytes. Until this, nothing is visible under ``key``."""
 
 
 def check_key(key: str) -> str:
@@ -136,3 +161,11 @@ class LocalStorage:
 
     def presigned_put(self, key: str, seconds: int) -> str | None:
         return None
+
+    def presigned_multipart(self, key: str, size: int,
+                            seconds: int) -> MultipartUpload | None:
+        return None  # nodes stream large files to the API instead
+
+    def complete_multipart(self, key: str, upload_id: str, etags: list[str],
+                           size: int) -> None:
+        raise InvalidUpload("local storage has no multipart uploads")

@@ -3,12 +3,15 @@
 Nodes never get credentials: the API hands them presigned URLs to fetch inputs and to
 upload outputs. Uploads from the API use boto3's managed transfer, which switches to
 multipart upload for large files; an object appears only when its upload completes, so a
-half-written export is never visible.
+half-written export is never visible. Nodes upload large outputs the same way, part by part
+to presigned URLs; a bucket this class creates gets a lifecycle rule that clears uploads a
+node abandoned.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import tempfile
 from pathlib import Path
 from typing import IO, Any
@@ -17,29 +20,57 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from framefarm.storage.local import StorageError, TooLarge, check_key
+from framefarm.storage.local import (
+    InvalidUpload,
+    MultipartUpload,
+    StorageError,
+    TooLarge,
+    check_key,
+)
 
 _CHUNK = 1024 * 1024
+_MIN_PART = 5 * 1024**2  # S3's smallest part (but the last)
+_MAX_PARTS = 10_000  # S3's most parts in one upload
 
 
 class S3Storage:
     def __init__(self, bucket: str, *, cache_dir: Path, endpoint_url: str | None = None,
                  region: str | None = None, access_key_id: str | None = None,
                  secret_access_key: str | None = None, prefix: str = "",
-                 create_bucket: bool = False) -> None:
+                 create_bucket: bool = False, public_endpoint_url: str | None = None,
+                 part_size: int = 64 * 1024**2) -> None:
+        if part_size < _MIN_PART:
+            raise ValueError(f"part_size must be at least {_MIN_PART} bytes")
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.cache_dir = cache_dir.resolve()
-        self.client: Any = boto3.client(
-            "s3", endpoint_url=endpoint_url, region_name=region or "us-east-1",
-            aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
-            config=Config(signature_version="s3v4", retries={"max_attempts": 3},
-                          s3={"addressing_style": "path"}))
+        self.part_size = part_size
+        options: dict[str, Any] = {
+            "region_name": region or "us-east-1", "aws_access_key_id": access_key_id,
+            "aws_secret_access_key": secret_access_key,
+            "config": Config(signature_version="s3v4", retries={"max_attempts": 3},
+                             s3={"addressing_style": "path"})}
+        self.client: Any = boto3.client("s3", endpoint_url=endpoint_url, **options)
+        # Presigned URLs name the host nodes and browsers reach, which may not be the one
+        # the API uses (compose: http://minio:9000 inside, http://localhost:9000 outside).
+        self.signer: Any = (boto3.client("s3", endpoint_url=public_endpoint_url, **options)
+                            if public_endpoint_url else self.client)
         if create_bucket:
             try:
                 self.client.head_bucket(Bucket=bucket)
             except ClientError:
                 self.client.create_bucket(Bucket=bucket)
+                self._set_lifecycle()
+
+    def _set_lifecycle(self) -> None:
+        """Abandoned multipart uploads (a node died mid-upload) are removed after a day.
+        (Expired exports are deleted by the API's sweeper, which also updates the
+        database.)"""
+        self.client.put_bucket_lifecycle_configuration(
+            Bucket=self.bucket, LifecycleConfiguration={"Rules": [{
+                "ID": "framefarm-abandoned-uploads", "Status": "Enabled",
+                "Filter": {"Prefix": self.prefix},
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]})
 
     def _key(self, key: str) -> str:
         return self.prefix + check_key(key)
@@ -127,13 +158,48 @@ class S3Storage:
         self.delete("health/probe")
 
     def presigned_get(self, key: str, seconds: int) -> str:
-        url: str = self.client.generate_presigned_url(
+        url: str = self.signer.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)},
             ExpiresIn=seconds)
         return url
 
     def presigned_put(self, key: str, seconds: int) -> str:
-        url: str = self.client.generate_presigned_url(
+        url: str = self.signer.generate_presigned_url(
             "put_object", Params={"Bucket": self.bucket, "Key": self._key(key)},
             ExpiresIn=seconds)
         return url
+
+    def presigned_multipart(self, key: str, size: int,
+                            seconds: int) -> MultipartUpload | None:
+        if size <= self.part_size:
+            return None  # one PUT
+        part_size = max(self.part_size, math.ceil(size / _MAX_PARTS))
+        try:
+            upload_id = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=self._key(key))["UploadId"]
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("start an upload of", key, exc) from exc
+        urls = [self.signer.generate_presigned_url(
+            "upload_part", Params={"Bucket": self.bucket, "Key": self._key(key),
+                                   "UploadId": upload_id, "PartNumber": number},
+            ExpiresIn=seconds) for number in range(1, math.ceil(size / part_size) + 1)]
+        return MultipartUpload(upload_id=upload_id, part_size=part_size, urls=urls)
+
+    def complete_multipart(self, key: str, upload_id: str, etags: list[str],
+                           size: int) -> None:
+        parts = [{"ETag": etag, "PartNumber": number} for number, etag in enumerate(etags, 1)]
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=self._key(key), UploadId=upload_id,
+                MultipartUpload={"Parts": parts})
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload"):
+                raise InvalidUpload(f"cannot complete the upload of {key}: {code}") from exc
+            raise self._fail("complete the upload of", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("complete the upload of", key, exc) from exc
+        stored = self.size(key)
+        if stored != size:
+            self.delete(key)
+            raise InvalidUpload(f"the upload of {key} holds {stored} bytes, not {size}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -17,9 +18,9 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from PIL import Image
@@ -30,16 +31,17 @@ from framefarm.ffmpeg import runner
 
 log = logging.getLogger("framefarm.worker")
 _PREVIEW_EVERY = 2.0  # seconds between preview frames sent with heartbeats
+T = TypeVar("T")
 
 
-def capabilities() -> dict[str, Any]:
+def capabilities(threads: int | None = None) -> dict[str, Any]:
     pages = os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
     page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 0
     try:
         ffmpeg = runner.ffmpeg_version()
     except Exception:
         ffmpeg = "unavailable"
-    return {"cores": os.cpu_count() or 1, "memory_bytes": pages * page,
+    return {"cores": engine.cores(), "threads": threads, "memory_bytes": pages * page,
             "ffmpeg": ffmpeg, "python": platform.python_version(),
             "engines": ["framefarm"], "host": socket.gethostname()}
 
@@ -73,7 +75,7 @@ class Agent:
     def __init__(self, server: str, enrolment_token: str, *, name: str | None = None,
                  workdir: Path | None = None, poll_seconds: float = 1.0,
                  client: httpx.Client | None = None, report_patience: float = 300.0,
-                 hang_seconds: float = 300.0) -> None:
+                 hang_seconds: float = 300.0, threads: int | None = None) -> None:
         self.server = server.rstrip("/")
         self.enrolment_token = enrolment_token
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
@@ -85,6 +87,9 @@ class Agent:
         self.heartbeat_seconds = 5.0
         self.report_patience = report_patience
         self.hang_seconds = hang_seconds
+        # The encoder's thread budget: nodes sharing a machine each take a share of its
+        # cores instead of all of them, so they add throughput rather than contention.
+        self.threads = threads
         self.stopping = threading.Event()
 
     # -- HTTP ---------------------------------------------------------------------------------
@@ -125,7 +130,8 @@ class Agent:
 
     def register(self) -> None:
         response = self.client.post("/internal/nodes/register", json={
-            "token": self.enrolment_token, "name": self.name, "capabilities": capabilities()})
+            "token": self.enrolment_token, "name": self.name,
+            "capabilities": capabilities(self.threads)})
         response.raise_for_status()
         body = response.json()
         self.node_id, self._secret = body["node_id"], body["secret"]
@@ -145,6 +151,23 @@ class Agent:
                 worked = False
             if not worked:
                 self.stopping.wait(self.poll_seconds)
+        log.info("stopped")
+
+    def drain(self) -> None:
+        """Finish the task in hand, claim nothing more, then return from ``run`` (SIGTERM).
+        The server is told, so the node shows as draining and is offered no work."""
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        log.info("draining: finishing the current task, then stopping")
+        if self.node_id:  # not from here: this may run in a signal handler
+            threading.Thread(target=self._announce_drain, daemon=True).start()
+
+    def _announce_drain(self) -> None:
+        try:
+            self._call("POST", "/internal/nodes/drain", patience=0)
+        except httpx.HTTPError as exc:
+            log.warning("could not tell the server this node is draining: %s", exc)
 
     def run_one(self) -> bool:
         """Claim and run one task; False when there was nothing to do."""
@@ -204,29 +227,46 @@ class Agent:
                 "permanent": permanent, "step": task["kind"]})
 
     def _upload(self, task_id: str, lease: str, output: Path, ext: str) -> str:
-        """PUT the output (straight to storage when the server gives a presigned URL),
-        reopening the file for each attempt, for up to the report patience."""
+        """Send the output where the server says: straight to storage (one presigned PUT,
+        or part by part for a large file) or through the API. Each attempt reopens the
+        file; network errors are retried for up to the report patience."""
+        size = output.stat().st_size
         target = self._call("POST", f"/internal/tasks/{task_id}/upload-url",
-                            params={"ext": ext}, json={"lease_token": lease}).json()
+                            params={"ext": ext, "size": size}, json={"lease_token": lease}).json()
+        key = str(target["output_key"])
+        parts = target.get("multipart")
+        if parts:
+            step = int(parts["part_size"])
+            etags = []
+            for i, url in enumerate(parts["urls"]):
+                offset = i * step
+                etags.append(self._retrying(functools.partial(
+                    _put, url, output, offset, min(step, size - offset))))
+            self._call("POST", f"/internal/tasks/{task_id}/upload-complete", json={
+                "lease_token": lease, "output_key": key, "upload_id": parts["upload_id"],
+                "etags": etags, "size": size})
+        elif target["url"]:
+            self._retrying(lambda: _put(target["url"], output, 0, size))
+        else:
+            def through_api() -> str:
+                with output.open("rb") as handle:
+                    return str(self._call(
+                        "PUT", f"/internal/tasks/{task_id}/output", lease=lease, patience=0,
+                        params={"ext": ext}, content=_chunks(handle)).json()["output_key"])
+            key = self._retrying(through_api)
+        return key
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """``attempt()``, again after network errors, for up to the report patience."""
         deadline = time.monotonic() + self.report_patience
         delay = 0.5
         while True:
             try:
-                with output.open("rb") as handle:
-                    if target["url"]:
-                        response = httpx.put(target["url"], content=handle.read(),
-                                             timeout=600.0)
-                        if response.status_code >= 500:
-                            raise ServerUnavailable(f"storage answered {response.status_code}")
-                        response.raise_for_status()
-                        return str(target["output_key"])
-                    response = self._call("PUT", f"/internal/tasks/{task_id}/output",
-                                          lease=lease, patience=0, params={"ext": ext},
-                                          content=_chunks(handle))
-                return str(response.json()["output_key"])
-            except httpx.TransportError:
+                return attempt()
+            except httpx.TransportError as exc:
                 if time.monotonic() + delay > deadline:
                     raise
+                log.warning("upload: %s; retrying in %.1fs", exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
@@ -319,7 +359,7 @@ class Agent:
             out = folder / f"part.{ext}"
             progress.watch()
             try:
-                engine.render_part(tl, (start, end), out, cancel=cancel,
+                engine.render_part(tl, (start, end), out, cancel=cancel, threads=self.threads,
                                    on_frames=progress.set_frames, on_frame=progress.offer,
                                    timeout=tl.project.limits.render_timeout)
             finally:
@@ -421,7 +461,27 @@ class _Progress:
         return preview
 
 
-def _chunks(handle: io.BufferedReader, size: int = 1024 * 1024) -> Iterator[bytes]:
-    while block := handle.read(size):
+def _chunks(handle: io.BufferedReader, size: int = 1024 * 1024,
+            limit: int | None = None) -> Iterator[bytes]:
+    left = limit
+    while left is None or left > 0:
+        block = handle.read(size if left is None else min(size, left))
+        if not block:
+            break
+        if left is not None:
+            left -= len(block)
         yield block
+
+
+def _put(url: str, path: Path, offset: int, length: int) -> str:
+    """PUT ``length`` bytes of ``path`` from ``offset`` to a presigned URL, streamed (a
+    part can be gigabytes); returns the ETag storage gives it."""
+    with path.open("rb") as handle, httpx.Client(timeout=600.0) as client:
+        handle.seek(offset)
+        response = client.put(url, content=_chunks(handle, limit=length),
+                              headers={"Content-Length": str(length)})
+    if response.status_code >= 500:
+        raise ServerUnavailable(f"storage answered {response.status_code}")
+    response.raise_for_status()
+    return str(response.headers.get("ETag", ""))
 
