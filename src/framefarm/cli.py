@@ -232,6 +232,10 @@ def worker(
         min=1, envvar="FRAMEFARM_NODE_THREADS",
         help="encoder and compositor threads (default: all cores; give each of N nodes on "
         "one machine cores/N)")] = None,
+    cpus: Annotated[str | None, typer.Option(
+        envvar="FRAMEFARM_NODE_CPUS",
+        help="pin the node and its FFmpeg to these CPUs, e.g. 0-3 or 0,2 (default: any)")]
+    = None,
 ) -> None:
     """Run a render node that claims tasks from a framefarm server.
 
@@ -244,6 +248,16 @@ def worker(
     from framefarm.worker.agent import Agent
 
     logs.setup()
+    if cpus is not None:
+        try:
+            wanted, usable = _cpu_list(cpus), os.sched_getaffinity(0)
+            if not wanted <= usable:
+                raise ValueError(f"CPU {min(wanted - usable)} is not one this process may use "
+                                 f"({', '.join(map(str, sorted(usable)))})")
+            os.sched_setaffinity(0, wanted)
+        except (ValueError, OSError, AttributeError) as exc:  # AttributeError: not Linux
+            err.print(f"[red]error:[/] --cpus {cpus!r}: {exc}")
+            raise typer.Exit(2) from None
     if threads is not None:
         import cv2
 
@@ -262,6 +276,19 @@ def worker(
         agent.run()
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def _cpu_list(text: str) -> set[int]:
+    """'0-3,6' -> {0, 1, 2, 3, 6}."""
+    cpus: set[int] = set()
+    for item in text.split(","):
+        first, _, last = item.strip().partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            raise ValueError("expected CPU numbers and ranges, e.g. 0-3,6")
+        cpus.update(range(int(first), int(last or first) + 1))
+    if not cpus:
+        raise ValueError("no CPUs given")
+    return cpus
 
 
 @app.command()

@@ -78,8 +78,14 @@ def serve(settings: Settings, *, host: str, port: int, workers: int | None,
     try:
         server.run()
     finally:
+        # The API is gone, so there is no point in the nodes draining: a second SIGTERM
+        # stops each at once (its task is requeued by lease when the server is back).
         for node in nodes:
             node.terminate()
+        time.sleep(0.2)
+        for node in nodes:
+            with contextlib.suppress(ProcessLookupError):
+                node.terminate()
         for node in nodes:
             try:
                 node.wait(10)

@@ -214,3 +214,79 @@ def test_a_hung_audio_task_is_stopped_too(servers: Callable[..., Server],
     job = server.wait_job(job_id)
     assert job["state"] == "succeeded", (job, server.messages(job_id))
     check_video(server.download(job, tmp_path / "out.mp4"), job["frames"]["total"])
+
+
+def _processes_using(folder: Path) -> list[int]:
+    """Processes whose command line names ``folder`` (a node's FFmpeg writes there)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().decode("utf-8", "replace")
+            except OSError:
+                continue
+            if str(folder) in argv:
+                found.append(int(entry.name))
+    return found
+
+
+def test_sigterm_drains_a_node_it_finishes_its_task_and_claims_no_more(
+        servers: Callable[..., Server], tmp_path: Path) -> None:
+    """SIGTERM mid-chunk (what Kubernetes and Docker send): the node shows as draining,
+    finishes the chunk in hand, claims nothing more and exits 0. Nothing is requeued or
+    failed; a second node renders the rest."""
+    server = servers(tmp_path / "data", lease_seconds=10, heartbeat_seconds=0.5,
+                     min_chunk_seconds=2).start()
+    first = server.worker("first")
+    server.wait_nodes("first")
+    job_id = server.submit(long_doc(8, shapes=12))  # one node: 2 chunks, audio, assemble
+    server.wait_rendering(job_id)
+    first.popen.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    wait_for(lambda: server.nodes()["first"]["status"] == "draining", timeout=10,
+             what="the node to show as draining")
+    assert first.popen.wait(timeout=60) == 0, first.tail()
+    to_exit = time.monotonic() - signalled
+    node_id = server.nodes()["first"]["id"]
+    tasks = server.tasks(job_id)
+    assert not [t for t in tasks if t["state"] == "running"], [dict(t) for t in tasks]
+    mine = [t for t in tasks if t["node_id"] == node_id]
+    assert mine and all(t["state"] == "succeeded" for t in mine), [dict(t) for t in mine]
+    assert any(t["state"] == "queued" for t in tasks), "the node should have left work"
+    assert "draining: finishing the current task" in first.text()
+
+    server.worker("second")
+    job = server.wait_job(job_id)
+    assert job["state"] == "succeeded" and job["attempt"] == 1, job
+    messages = server.messages(job_id)
+    assert not any("requeued" in m or "failed" in m for m in messages), messages
+    video = server.download(job, tmp_path / "out.mp4")
+    check_video(video, job["frames"]["total"])
+    figure("node SIGTERM", f"SIGTERM -> node exited 0 after finishing its task in "
+           f"{to_exit:.2f} s; {len(mine)} task(s) done by it, none requeued or failed")
+
+
+def test_a_second_sigterm_stops_the_node_at_once(
+        servers: Callable[..., Server], tmp_path: Path) -> None:
+    """Twice: the node stops now (exit 130) and takes its FFmpeg with it; the task is
+    requeued when its lease runs out, without spending a retry."""
+    server = servers(tmp_path / "data", lease_seconds=3, heartbeat_seconds=0.5,
+                     min_chunk_seconds=60).start()
+    first = server.worker("first")
+    server.wait_nodes("first")
+    job_id = server.submit(long_doc(8, shapes=12))
+    server.wait_rendering(job_id)
+    assert [p for p in _processes_using(server.workdir("first")) if p != first.pid], \
+        "the node's FFmpeg should be running"
+    first.popen.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    first.popen.send_signal(signal.SIGTERM)
+    assert first.popen.wait(timeout=10) == 130, first.tail()
+    wait_for(lambda: not _processes_using(server.workdir("first")), timeout=10,
+             what="the node's FFmpeg to exit")
+    server.worker("second")
+    job = server.wait_job(job_id)
+    assert job["state"] == "succeeded" and job["attempt"] == 1, job
+    messages = server.messages(job_id)
+    assert any("requeued: lease expired" in m for m in messages), messages
+    assert not any("failed" in m for m in messages), messages

@@ -269,3 +269,16 @@ def test_ffmpeg_killed_half_way_leaves_nothing(tmp_path: Path) -> None:
     assert "encoder crashed" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert files_in(tmp_path) == {"doc.json", "flaky-ffmpeg"}
+
+
+@pytest.mark.parametrize(("cpus", "message"), [
+    ("9-x", "expected CPU numbers and ranges"),
+    ("", "expected CPU numbers and ranges"),
+    ("4096", "CPU 4096 is not one this process may use"),
+])
+def test_worker_refuses_cpus_it_cannot_use(cpus: str, message: str) -> None:
+    """Checked before the node registers (the server here does not exist)."""
+    result = CliRunner().invoke(app, ["worker", "--server", "http://127.0.0.1:9",
+                                      "--token", "t", "--cpus", cpus])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
