@@ -57,6 +57,8 @@ def render(farm: Farm, key: str, body: dict[str, Any]) -> dict[str, Any]:
 def parse_sse(text: str) -> list[dict[str, Any]]:
     events = []
     for block in text.strip().split("\n\n"):
+        if block.startswith(":"):
+            continue  # a keep-alive comment
         lines = dict(line.split(": ", 1) for line in block.splitlines())
         event = json.loads(lines["data"])
         assert event["event"] == lines["event"]

@@ -120,6 +120,7 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
     app = FastAPI(title="framefarm", version="0.1.0", lifespan=lifespan,
                   description="Render declarative video documents on a farm of nodes.")
     app.state.service = svc
+    app.state.watcher = events.JobWatcher(svc.store)
     app.state.metrics = metrics.install(app, svc)
     errors.install(app)
     if settings.cors_origins:

@@ -1,18 +1,25 @@
 """Live events of a render: Server-Sent Events and a WebSocket, with the same payloads.
 
-Events come from polling the job (twice a second): every API process can serve them, and
-nothing is lost when one restarts. Kinds: ``state`` (state or step changed), ``progress``,
-``preview`` (a new preview frame), ``done`` (finished; with the download link).
+Events come from the database, so every API process can serve them and nothing is lost
+when one restarts. One :class:`JobWatcher` per process asks, twice a second and in one
+query, when each watched job last changed; a stream reads its job again only then. So a
+thousand people watching costs one small query per tick, not a thousand.
+
+Kinds: ``state`` (state or step changed), ``progress``, ``preview`` (a new preview frame),
+``done`` (finished; with the download link). SSE streams also get a comment line every
+15 s without events, so proxies keep them open.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -23,42 +30,117 @@ from framefarm.queue import store as queue
 from framefarm.queue.states import FINISHED_JOB
 
 router = APIRouter(prefix="/v1")
+log = logging.getLogger("framefarm.api")
 POLL_SECONDS = 0.5
+QUIET_SECONDS = 15.0  # a stream with no change re-reads its job (and SSE pings) this often
 
 
-async def job_events(svc: Service, tenant_id: str, job_id: str) -> AsyncIterator[dict[str, Any]]:
-    last: dict[str, Any] = {}
-    while True:
-        row = await run_in_threadpool(svc.store.get_job, tenant_id, job_id)
-        view = await run_in_threadpool(views.job, svc, row)
-        if (view["state"], view["step"]) != (last.get("state"), last.get("step")):
-            yield {"event": "state", "state": view["state"], "step": view["step"]}
-        if view["percent"] != last.get("percent") or view["frames"] != last.get("frames"):
-            yield {"event": "progress", "percent": view["percent"], "frames": view["frames"],
-                   "eta_seconds": view["eta_seconds"]}
-        if view["preview_url"] and row["updated_at"] != last.get("updated_at"):
-            yield {"event": "preview", "url": view["preview_url"]}
-        last = {**view, "updated_at": row["updated_at"]}
-        if row["state"] in FINISHED_JOB:
-            done: dict[str, Any] = {"event": "done", "state": view["state"],
-                                    "error": view["error"]}
-            if view["export"]:
-                url, expires = svc.signed_url(view["export"]["id"])
-                done.update({"export": view["export"], "download_url": url,
-                             "download_expires_at": expires})
-            yield done
-            return
-        await asyncio.sleep(POLL_SECONDS)
+class JobWatcher:
+    """Wakes the streams of jobs that changed (``jobs.updated_at``, which every task
+    transition and heartbeat writes), polling once for all of them."""
+
+    def __init__(self, store: queue.Store, interval: float = POLL_SECONDS) -> None:
+        self.store = store
+        self.interval = interval
+        self._streams: dict[str, set[asyncio.Event]] = {}
+        self._seen: dict[str, dt.datetime] = {}
+        self._poller: asyncio.Task[None] | None = None
+
+    def subscribe(self, job_id: str) -> asyncio.Event:
+        """An event set whenever the job may have changed (set at first)."""
+        changed = asyncio.Event()
+        changed.set()
+        self._streams.setdefault(job_id, set()).add(changed)
+        loop = asyncio.get_running_loop()
+        if self._poller is None or self._poller.done() or self._poller.get_loop() is not loop:
+            self._poller = loop.create_task(self._poll())
+        return changed
+
+    def unsubscribe(self, job_id: str, changed: asyncio.Event) -> None:
+        streams = self._streams.get(job_id, set())
+        streams.discard(changed)
+        if not streams:
+            self._streams.pop(job_id, None)
+            self._seen.pop(job_id, None)
+
+    @property
+    def watched(self) -> int:
+        return len(self._streams)
+
+    async def _poll(self) -> None:
+        while self._streams:
+            await asyncio.sleep(self.interval)
+            try:
+                stamps = await run_in_threadpool(self.store.job_update_times,
+                                                 list(self._streams))
+            except Exception:  # the database is away: the streams wait, then go on
+                log.warning("live events: cannot read job changes", exc_info=True)
+                continue
+            for job_id, stamp in stamps.items():
+                if self._seen.get(job_id) != stamp:
+                    self._seen[job_id] = stamp
+                    for changed in self._streams.get(job_id, ()):
+                        changed.set()
+
+
+async def job_events(svc: Service, watcher: JobWatcher, tenant_id: str,
+                     job_id: str) -> AsyncIterator[dict[str, Any] | None]:
+    """The job's events; None when nothing happened for QUIET_SECONDS (a keep-alive)."""
+    changed = watcher.subscribe(job_id)
+    try:
+        last: dict[str, Any] = {}
+        while True:
+            try:
+                await asyncio.wait_for(changed.wait(), QUIET_SECONDS)
+            except TimeoutError:
+                yield None
+            changed.clear()
+            for event in await _changes(svc, tenant_id, job_id, last):
+                yield event
+                if event["event"] == "done":
+                    return
+    finally:
+        watcher.unsubscribe(job_id, changed)
+
+
+async def _changes(svc: Service, tenant_id: str, job_id: str,
+                   last: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events since ``last`` (the previous view, updated here)."""
+    row = await run_in_threadpool(svc.store.get_job, tenant_id, job_id)
+    view = await run_in_threadpool(views.job, svc, row)
+    found: list[dict[str, Any]] = []
+    if (view["state"], view["step"]) != (last.get("state"), last.get("step")):
+        found.append({"event": "state", "state": view["state"], "step": view["step"]})
+    if view["percent"] != last.get("percent") or view["frames"] != last.get("frames"):
+        found.append({"event": "progress", "percent": view["percent"],
+                      "frames": view["frames"], "eta_seconds": view["eta_seconds"]})
+    if view["preview_url"] and row["updated_at"] != last.get("updated_at"):
+        found.append({"event": "preview", "url": view["preview_url"]})
+    last.clear()
+    last.update(view, updated_at=row["updated_at"])
+    if row["state"] in FINISHED_JOB:
+        done: dict[str, Any] = {"event": "done", "state": view["state"], "error": view["error"]}
+        if view["export"]:
+            url, expires = svc.signed_url(view["export"]["id"])
+            done.update({"export": view["export"], "download_url": url,
+                         "download_expires_at": expires})
+        found.append(done)
+    return found
 
 
 @router.get("/renders/{job_id}/events")
-async def events(job_id: str, caller: TenantDep, svc: ServiceDep) -> StreamingResponse:
+async def events(job_id: str, caller: TenantDep, svc: ServiceDep,
+                 request: Request) -> StreamingResponse:
     """Server-Sent Events until the job finishes."""
     await run_in_threadpool(svc.store.get_job, caller.tenant_id, job_id)  # 404 first
+    watcher: JobWatcher = request.app.state.watcher
 
     async def stream() -> AsyncIterator[str]:
-        async for event in job_events(svc, caller.tenant_id, job_id):
-            yield f"event: {event['event']}\ndata: {json.dumps(event)}\n\n"
+        async for event in job_events(svc, watcher, caller.tenant_id, job_id):
+            if event is None:
+                yield ": still watching\n\n"
+            else:
+                yield f"event: {event['event']}\ndata: {json.dumps(event)}\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})
@@ -80,8 +162,9 @@ async def websocket(job_id: str, ws: WebSocket, token: str | None = None) -> Non
         return
     await ws.accept()
     try:
-        async for event in job_events(svc, caller[0], job_id):
-            await ws.send_json(event)
+        async for event in job_events(svc, ws.app.state.watcher, caller[0], job_id):
+            if event is not None:
+                await ws.send_json(event)
         await ws.close()
     except WebSocketDisconnect:
         return
