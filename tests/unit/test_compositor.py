@@ -333,3 +333,39 @@ def test_malformed_captions_are_an_asset_error(tmp_path: Path) -> None:
     layer = {"type": "captions", "src": "bad.vtt"}
     with pytest.raises(errors.AssetError, match=r"bad\.vtt: not a valid caption file"):
         render(one_scene(layer), tmp_path, [0])
+
+
+@pytest.mark.parametrize("rotated", [False, True])
+@pytest.mark.parametrize("opacity", [1.0, 0.6])
+def test_opaque_warps_match_a_plain_three_channel_warp(rotated: bool, opacity: float) -> None:
+    """Opaque bitmaps are resampled as four channels (faster in OpenCV); the pixels must be
+    exactly those of the straightforward three-channel warp and blend."""
+    import cv2
+
+    from framefarm.compositor import bitmap
+
+    rng = np.random.default_rng(3)
+    photo = bitmap.Bitmap(rng.integers(0, 256, (90, 160, 3), dtype=np.uint8))
+    canvas = rng.integers(0, 256, (120, 200, 3), dtype=np.uint8)
+    angle = np.radians(17.0 if rotated else 0.0)
+    scale = 1.137
+    matrix = np.array([[scale * np.cos(angle), -scale * np.sin(angle), 13.4],
+                       [scale * np.sin(angle), scale * np.cos(angle), 9.7]])
+    drawn = canvas.copy()
+    bitmap.draw(drawn, photo, matrix, opacity)
+
+    # The reference: OpenCV's three-channel warp into the same region, then the blend.
+    left, top, right, bottom = bitmap._bounds(matrix, photo.width, photo.height)
+    x0, y0 = max(0, int(np.floor(left))), max(0, int(np.floor(top)))
+    x1, y1 = min(200, int(np.ceil(right))), min(120, int(np.ceil(bottom)))
+    local = bitmap._centred(matrix)
+    local[0, 2] -= x0
+    local[1, 2] -= y0
+    expected = canvas.copy()
+    roi = expected[y0:y1, x0:x1]
+    patch = roi.copy()
+    cv2.warpAffine(photo.pixels, local, (x1 - x0, y1 - y0), dst=patch, flags=cv2.INTER_LINEAR,
+                   borderMode=cv2.BORDER_TRANSPARENT if rotated else cv2.BORDER_REPLICATE)
+    cv2.addWeighted(patch, opacity, roi, 1.0 - opacity, 0.0, dst=roi)
+    assert not np.array_equal(drawn, canvas)
+    assert np.array_equal(drawn, expected)

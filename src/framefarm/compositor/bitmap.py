@@ -8,6 +8,7 @@ Every per-pixel operation is one OpenCV or NumPy call: Python only chooses them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from pathlib import Path
 
@@ -27,6 +28,13 @@ class Bitmap:
     @property
     def opaque(self) -> bool:
         return bool(self.pixels.shape[2] == 3)
+
+    @functools.cached_property
+    def rgbx(self) -> Array:
+        """An opaque bitmap with a fourth, unused channel, made on first use: OpenCV
+        resamples four channels about three times as fast as three (SIMD), with the
+        same RGB values."""
+        return as_u8(cv2.cvtColor(self.pixels, cv2.COLOR_RGB2RGBA))
 
     @property
     def width(self) -> int:
@@ -132,13 +140,14 @@ def draw(canvas: Array, bitmap: Bitmap, matrix: Matrix, opacity: float = 1.0) ->
         # outside the source untouched.
         upright = matrix[0, 1] == 0.0 and matrix[1, 0] == 0.0
         border = cv2.BORDER_REPLICATE if upright else cv2.BORDER_TRANSPARENT
+        # Transparent borders keep what the destination holds: start from the canvas.
+        warped = None if upright else cv2.cvtColor(roi, cv2.COLOR_RGB2RGBA)
+        warped = cv2.warpAffine(bitmap.rgbx, local, size, dst=warped,
+                                flags=cv2.INTER_LINEAR, borderMode=border)
         if opacity >= 1.0:
-            cv2.warpAffine(bitmap.pixels, local, size, dst=roi, flags=cv2.INTER_LINEAR,
-                           borderMode=border)
+            cv2.cvtColor(warped, cv2.COLOR_RGBA2RGB, dst=roi)
         else:
-            patch = roi.copy()
-            cv2.warpAffine(bitmap.pixels, local, size, dst=patch, flags=cv2.INTER_LINEAR,
-                           borderMode=border)
+            patch = cv2.cvtColor(warped, cv2.COLOR_RGBA2RGB)
             cv2.addWeighted(patch, opacity, roi, 1.0 - opacity, 0.0, dst=roi)
         return
     blend_premultiplied(roi, _warp(bitmap.pixels, local, size), opacity)
