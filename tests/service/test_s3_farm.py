@@ -87,7 +87,10 @@ def test_a_render_moves_every_file_through_presigned_urls(
                      follow_redirects=False)
     assert response.status_code == 307
     video = tmp_path / "out.mp4"
-    video.write_bytes(httpx.get(response.headers["location"]).content)
+    stored = httpx.get(response.headers["location"])
+    assert stored.headers["content-type"] == "video/mp4"
+    assert stored.headers["content-disposition"] == f'attachment; filename="{job["id"]}.mp4"'
+    video.write_bytes(stored.content)
     assert video.stat().st_size == job["export"]["size"]
     info = probe.probe(video, count_frames=True)
     assert info.video is not None and info.video.frames == FPS

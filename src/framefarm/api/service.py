@@ -215,7 +215,8 @@ class Service:
              filename: str | None = None) -> Response:
         """A stored object as a response: a redirect to a short-lived presigned URL when
         the storage has them (S3 answers Range requests itself), else the file."""
-        url = self.storage.presigned_get(key, self.settings.signed_url_seconds)
+        url = self.storage.presigned_get(key, self.settings.signed_url_seconds, media_type,
+                                         filename)
         if url is not None:
             return RedirectResponse(url, status_code=307)
         return FileResponse(self.storage.local_path(key), media_type=media_type,

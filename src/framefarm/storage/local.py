@@ -64,8 +64,10 @@ class Storage(Protocol):
 
     def check_writable(self) -> None: ...
 
-    def presigned_get(self, key: str, seconds: int) -> str | None:
-        """A URL anyone can GET the object from for ``seconds``, if the backend has them."""
+    def presigned_get(self, key: str, seconds: int, media_type: str | None = None,
+                      filename: str | None = None) -> str | None:
+        """A URL anyone can GET the object from for ``seconds``, if the backend has them;
+        answered with this Content-Type and as an attachment named ``filename``."""
 
     def presigned_put(self, key: str, seconds: int) -> str | None:
         """A URL a node can PUT the object to, if the backend has them."""
@@ -156,7 +158,8 @@ class LocalStorage:
             out.write(b"ok")
         self.delete("health/probe")
 
-    def presigned_get(self, key: str, seconds: int) -> str | None:
+    def presigned_get(self, key: str, seconds: int, media_type: str | None = None,
+                      filename: str | None = None) -> str | None:
         return None  # served by the API itself
 
     def presigned_put(self, key: str, seconds: int) -> str | None:

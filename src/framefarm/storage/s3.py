@@ -157,10 +157,16 @@ class S3Storage:
             raise self._fail("write", "health/probe", exc) from exc
         self.delete("health/probe")
 
-    def presigned_get(self, key: str, seconds: int) -> str:
-        url: str = self.signer.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)},
-            ExpiresIn=seconds)
+    def presigned_get(self, key: str, seconds: int, media_type: str | None = None,
+                      filename: str | None = None) -> str:
+        params = {"Bucket": self.bucket, "Key": self._key(key)}
+        # Objects are stored without metadata (nodes PUT raw bytes): say what they are.
+        if media_type:
+            params["ResponseContentType"] = media_type
+        if filename:
+            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+        url: str = self.signer.generate_presigned_url("get_object", Params=params,
+                                                      ExpiresIn=seconds)
         return url
 
     def presigned_put(self, key: str, seconds: int) -> str:
