@@ -236,6 +236,8 @@ def worker(
         envvar="FRAMEFARM_NODE_CPUS",
         help="pin the node and its FFmpeg to these CPUs, e.g. 0-3 or 0,2 (default: any)")]
     = None,
+    exit_with_parent: Annotated[bool, typer.Option(
+        hidden=True, help="stop when the parent process exits (serve's local nodes)")] = False,
 ) -> None:
     """Run a render node that claims tasks from a framefarm server.
 
@@ -263,7 +265,8 @@ def worker(
 
         cv2.setNumThreads(threads)
     agent = Agent(server, token, name=name, workdir=workdir, report_patience=patience,
-                  hang_seconds=hang_seconds, poll_seconds=poll_seconds, threads=threads)
+                  hang_seconds=hang_seconds, poll_seconds=poll_seconds, threads=threads,
+                  parent_pid=os.getppid() if exit_with_parent else None)
 
     def stop(signum: int, _frame: object) -> None:
         if agent.stopping.is_set():

@@ -35,7 +35,7 @@ def start_nodes(
             [sys.executable, "-m", "framefarm", "worker", "--server", server, "--token", token,
              "--name", f"local-{i}", "--workdir", str(folder),
              # Local nodes ask often: on loopback a claim is cheap and snapshots start sooner.
-             "--poll-seconds", "0.1", *threads],
+             "--poll-seconds", "0.1", "--exit-with-parent", *threads],
             stdout=(folder / "node.log").open("ab"), stderr=subprocess.STDOUT))
     return nodes
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +15,13 @@ from pathlib import Path
 import pytest
 from fault_support import (
     FPS,
+    Proc,
     Server,
     check_video,
     children,
+    clean_env,
     figure,
+    free_port,
     long_doc,
     wait_for,
 )
@@ -204,3 +208,32 @@ def test_a_killed_and_restarted_server_finishes_the_job_once(
     figure("server SIGKILL", f"serve down {downtime:.2f} s (SIGKILL -> restarted and ready, "
            f"2 nodes rendering 4 chunks); SIGKILL -> job succeeded {to_done:.2f} s; each "
            "task succeeded once, no requeue, one export")
+
+
+def test_local_nodes_stop_when_serve_is_killed(processes: list[Proc], tmp_path: Path) -> None:
+    """`framefarm serve --workers 1` SIGKILLed (no chance to stop its nodes): the local
+    node notices that its parent is gone and exits instead of polling a dead address."""
+    data = tmp_path / "data"
+    serve = Proc([sys.executable, "-m", "framefarm", "serve", "--port", str(free_port()),
+                  "--workers", "1", "--data-dir", str(data)], clean_env(),
+                 tmp_path / "serve.log")
+    processes.append(serve)
+    node_pid = wait_for(lambda: next(iter(children(serve.pid)), None), timeout=60,
+                        what="serve's local node")
+    node_log = data / "nodes" / "node0" / "node.log"
+    wait_for(lambda: node_log.exists() and "registered as" in node_log.read_text(),
+             timeout=60, what="the node to register")
+    time.sleep(0.5)  # polling for work
+    os.kill(serve.pid, signal.SIGKILL)
+    serve.popen.wait(timeout=10)
+    killed = time.monotonic()
+
+    def gone() -> bool:
+        try:
+            os.kill(node_pid, 0)
+        except ProcessLookupError:
+            return True
+        return Path(f"/proc/{node_pid}/stat").read_text().split(") ")[1].startswith("Z")
+
+    wait_for(gone, timeout=15, what="the orphaned node to exit")
+    figure("serve SIGKILL", f"its local node exited {time.monotonic() - killed:.2f} s later")

@@ -75,7 +75,8 @@ class Agent:
     def __init__(self, server: str, enrolment_token: str, *, name: str | None = None,
                  workdir: Path | None = None, poll_seconds: float = 1.0,
                  client: httpx.Client | None = None, report_patience: float = 300.0,
-                 hang_seconds: float = 300.0, threads: int | None = None) -> None:
+                 hang_seconds: float = 300.0, threads: int | None = None,
+                 parent_pid: int | None = None) -> None:
         self.server = server.rstrip("/")
         self.enrolment_token = enrolment_token
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
@@ -90,6 +91,8 @@ class Agent:
         # The encoder's thread budget: nodes sharing a machine each take a share of its
         # cores instead of all of them, so they add throughput rather than contention.
         self.threads = threads
+        # A node started by `framefarm serve` stops when serve is gone (even SIGKILLed).
+        self.parent_pid = parent_pid
         self.stopping = threading.Event()
 
     # -- HTTP ---------------------------------------------------------------------------------
@@ -144,6 +147,9 @@ class Agent:
         if not self.node_id:
             self.register()
         while not self.stopping.is_set():
+            if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                log.warning("the process that started this node has gone; stopping")
+                break
             try:
                 worked = self.run_one()
             except httpx.HTTPError as exc:
