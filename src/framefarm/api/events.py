@@ -77,9 +77,12 @@ class JobWatcher:
                 log.warning("live events: cannot read job changes", exc_info=True)
                 continue
             for job_id, stamp in stamps.items():
-                if self._seen.get(job_id) != stamp:
+                # A job whose last stream ended while the query ran is no longer watched:
+                # remembering its stamp would keep an entry per such job for ever.
+                streams = self._streams.get(job_id)
+                if streams and self._seen.get(job_id) != stamp:
                     self._seen[job_id] = stamp
-                    for changed in self._streams.get(job_id, ()):
+                    for changed in streams:
                         changed.set()
 
 
