@@ -7,13 +7,16 @@ with the FFmpeg binary framefarm itself uses.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
+import time
 import wave
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import av
 import numpy as np
@@ -23,6 +26,7 @@ from PIL import Image, ImageDraw
 from framefarm.ffmpeg import runner
 
 RATE = 48000
+T = TypeVar("T")
 Stage = Callable[..., Path]  # the ``stage`` fixture: copies session media next to a document
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -213,3 +217,29 @@ def ring_radius(pixels: np.ndarray, centre: tuple[float, float]) -> float:
 def files_in(folder: Path) -> set[str]:
     """Names of everything in ``folder``, hidden entries included."""
     return {p.name for p in folder.iterdir()}
+
+
+# -- polling and loopback ------------------------------------------------------------------------
+
+
+def wait_for(check: Callable[[], T | None], *, timeout: float, interval: float = 0.05,
+             what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy (a deadline, not a sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -14,15 +14,13 @@ import dataclasses
 import itertools
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import av
 import httpx
@@ -34,10 +32,10 @@ from framefarm.api.service import Service
 from framefarm.ffmpeg import probe
 from framefarm.settings import Settings
 from framefarm.worker.agent import Agent
+from helpers import bearer, free_port, wait_for
 
 FPS = 30
 FINISHED = ("succeeded", "failed", "cancelled")
-T = TypeVar("T")
 
 
 def figure(test: str, text: str) -> None:
@@ -84,27 +82,7 @@ def write_fake_ffmpeg(path: Path, body: str) -> Path:
 # -- polling -----------------------------------------------------------------------------------
 
 
-def wait_for(check: Callable[[], T | None], *, timeout: float, interval: float = 0.05,
-             what: str = "condition") -> T:
-    """Poll ``check`` until it returns something truthy (a deadline, not a sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- processes -----------------------------------------------------------------------------------

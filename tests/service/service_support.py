@@ -7,16 +7,13 @@ Everything a test uploads is generated here (Pillow stills, FFmpeg ``lavfi`` ton
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -28,11 +25,11 @@ from framefarm.api.service import Service
 from framefarm.ffmpeg import runner
 from framefarm.settings import Settings
 from framefarm.worker.agent import Agent
+from helpers import bearer, wait_for
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 FINISHED = ("succeeded", "failed", "cancelled")
 FPS = 30
-T = TypeVar("T")
 
 
 def skip_or_fail(reason: str) -> None:
@@ -129,9 +126,6 @@ def long_doc(seconds: float, shapes: int = 4) -> dict[str, Any]:
 # -- HTTP ------------------------------------------------------------------------------------
 
 
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
 
 def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
     """The one error shape, the expected status, and no stack trace."""
@@ -148,18 +142,6 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
         assert marker not in response.text, response.text
     return error
 
-
-def wait_for(check: Callable[[], T | None], *, timeout: float, interval: float = 0.05,
-             what: str = "condition") -> T:
-    """Poll ``check`` until it returns something truthy (a deadline, not a sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 def finished(job: dict[str, Any]) -> bool:
@@ -189,11 +171,6 @@ def wait_job(client: httpx.Client, key: str, job_id: str, *, timeout: float = 60
         raise AssertionError(f"job {job_id} did not get there: {last}\nlogs: "
                              f"{logs.text[-3000:]}") from None
 
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- render nodes in threads -------------------------------------------------------------------

@@ -19,17 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
-from service_support import (
-    FPS,
-    bearer,
-    free_port,
-    long_doc,
-    simple_doc,
-    wait_for,
-    wait_job,
-)
+from service_support import FPS, bearer, long_doc, simple_doc, wait_for, wait_job
 
 from framefarm.ffmpeg import probe
+from helpers import free_port
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -206,7 +199,9 @@ def test_a_killed_render_node_loses_nothing(servers: Callable[..., Server],
     server = servers(tmp_path / "data", workers=0, **crash_settings()).start()
     key = server.admin_key()
     first = server.worker("first")
-    job_id = submit(server, key, long_doc(8, shapes=8))
+    # Enough work per frame that the node is still rendering when it is seen rendering,
+    # even on a loaded machine (with 8 shapes, a full suite once saw the chunk finished).
+    job_id = submit(server, key, long_doc(8, shapes=16))
     running = wait_rendering(server, key, job_id)
     assert running["frames"]["done"] < running["frames"]["total"] == 8 * FPS
     first.kill()
