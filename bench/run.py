@@ -42,9 +42,10 @@ except ImportError:  # not installed in this interpreter: try the source tree
 
 import workload  # noqa: E402
 
+from framefarm import media  # noqa: E402
 from framefarm.compiler import encode  # noqa: E402
-from framefarm.document import loader, models  # noqa: E402
-from framefarm.ffmpeg import probe, runner  # noqa: E402
+from framefarm.document import models  # noqa: E402
+from framefarm.ffmpeg import runner  # noqa: E402
 
 MIB = 1024 * 1024
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -469,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         d.mkdir(parents=True, exist_ok=True)
 
     ffmpeg = runner.ffmpeg_binary()
-    width, height = loader.output_size(models.Output(size=size))
+    width, height = models.Output(size=size).dimensions
     fps, quality = args.fps, args.quality
     frames = round(seconds * fps)
     engine_args = engine_encode_args(width, height, fps, quality, frames,
@@ -570,7 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        ("limit", "limit.mp4"), ("floor", "floor.mp4"), ("naive", "naive.mp4"),
                        ("moviepy", "moviepy.mp4")):
         if name in runs and (renders / path).exists():
-            info = probe.probe(renders / path)
+            info = media.probe(renders / path)
             outputs[name] = {"path": str(renders / path), "duration": round(info.duration, 3),
                              "bytes": (renders / path).stat().st_size,
                              "audio": info.audio is not None}

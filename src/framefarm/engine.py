@@ -23,13 +23,14 @@ from typing import Any
 import cv2
 from PIL import Image
 
-from framefarm import errors
-from framefarm.compiler import assemble, audio, command, encode
+from framefarm import chunks as chunking  # render() takes a ``chunks`` argument
+from framefarm import errors, formats, media
+from framefarm.compiler import assemble, audio, encode
 from framefarm.compositor.bitmap import Array
 from framefarm.compositor.frame import Compositor
 from framefarm.document import loader, timeline
 from framefarm.document.timeline import Timeline
-from framefarm.ffmpeg import probe, runner
+from framefarm.ffmpeg import runner
 from framefarm.limits import Limits
 
 
@@ -123,22 +124,12 @@ def output_format(output: Path, given: str | None = None) -> str | None:
     if given or not output.suffix:
         return given
     suffix = output.suffix.lstrip(".").lower()
-    if suffix not in ("mp4", "webm", "gif", "png"):
+    if suffix not in formats.FORMATS:
+        *first, last = (f".{name}" for name in formats.FORMATS)
         raise errors.DocumentError(
-            f"{output.name}: cannot tell the format from the suffix; use .mp4, .webm, .gif or "
-            ".png, or pass --format")
+            f"{output.name}: cannot tell the format from the suffix; use {', '.join(first)} or "
+            f"{last}, or pass --format")
     return suffix
-
-
-def _check_range(tl: Timeline, frames: tuple[int, int] | None) -> tuple[int, int]:
-    if frames is None:
-        return 0, tl.total_frames
-    start, end = frames
-    if not 0 <= start < end <= tl.total_frames:
-        raise errors.DocumentError(
-            f"--frames {start}-{end}: the video has frames 0-{tl.total_frames} (end exclusive)"
-        )
-    return start, end
 
 
 def render_part(
@@ -157,15 +148,9 @@ def render_part(
 
     ``on_frame(n, pixels)`` sees every composited frame (a node samples previews there)."""
     start, end = frames
-    fmt = fmt or tl.output.format
-    count = end - start
-    if fmt == "gif":
-        cmd = encode.gif(width=tl.width, height=tl.height, fps=tl.fps, frames=count,
-                         output=output)
-    else:
-        cmd = encode.video_part(width=tl.width, height=tl.height, fps=tl.fps, fmt=fmt,
-                                quality=tl.output.quality, frames=count, output=output,
-                                threads=threads)
+    cmd = encode.part(width=tl.width, height=tl.height, fps=tl.fps, fmt=fmt or tl.output.format,
+                      quality=tl.output.quality, frames=end - start, output=output,
+                      threads=threads)
     # A small queue lets the next frame be composited while FFmpeg takes the last one.
     frames_q: queue.Queue[bytes | None] = queue.Queue(maxsize=3)
     with runner.Process(cmd, on_frames=on_frames, cancel=cancel, timeout=timeout) as proc:
@@ -227,8 +212,8 @@ def assemble_parts(
     verify(output, frames=frames, fps=fps)
 
 
-def verify(path: Path, *, frames: int, fps: int) -> probe.MediaInfo:
-    info = probe.probe(path, count_frames=True)
+def verify(path: Path, *, frames: int, fps: int) -> media.MediaInfo:
+    info = media.probe(path, count_frames=True)
     if info.video is None or info.video.frames != frames:
         got = info.video.frames if info.video else 0
         raise errors.RenderError(f"{path.name}: expected {frames} video frames, found {got}")
@@ -272,13 +257,14 @@ def render(
         tl = load_timeline(document, data=data, base_dir=base_dir, limits=limits,
                            quality=quality, size=size, fps=fps,
                            format=output_format(output, format), chunks=chunks)
-    start, end = _check_range(tl, frames)
+    start, end = tl.frame_range(frames)
     fmt = tl.output.format
+    spec = formats.get(fmt)
     limits = tl.project.limits
     if not output.parent.is_dir():
         raise errors.RenderError(f"{output.parent}: the output folder does not exist")
 
-    if fmt == "png":
+    if fmt not in formats.VIDEO_FORMATS:  # a still: the first frame of the range
         snapshot(tl, output, frame=start)
         return RenderResult(output, 1, 1 / tl.fps, tl.width, tl.height, tl.fps, fmt,
                             time.monotonic() - began)
@@ -286,26 +272,24 @@ def render(
     count = end - start
     tracker = _Tracker(count, on_progress)
     tracker.report("prepare", force=True)
-    ranges = [(start + a, start + b) for a, b in command.frame_ranges(
-        count, 1 if fmt == "gif" else tl.output.chunks)]
+    ranges = [(start + a, start + b) for a, b in chunking.split(
+        count, 1 if spec.single_chunk else tl.output.chunks)]
     workers = min(len(ranges), cores())
     threads = max(1, cores() // workers) if len(ranges) > 1 else None
     cancel = cancel or threading.Event()
     workdir = Path(tempfile.mkdtemp(prefix=f".{output.stem}-", dir=output.parent))
     try:
-        suffix = ".webm" if fmt == "webm" else ".mp4"
-        parts = [workdir / f"part{i:04d}{suffix}" for i in range(len(ranges))]
+        parts = [workdir / f"part{i:04d}.{spec.part_suffix}" for i in range(len(ranges))]
         tracker.report("render", force=True)
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers + 1) as pool:
             jobs = []
             audio_file: Path | None = None
-            if fmt != "gif":
-                audio_file = workdir / ("audio.webm" if fmt == "webm" else "audio.m4a")
+            if spec.audio_suffix is not None:
+                audio_file = workdir / f"audio.{spec.audio_suffix}"
                 jobs.append(pool.submit(render_audio, tl, audio_file, (start, end),
                                         cancel=cancel, timeout=limits.render_timeout))
-            target = workdir / f"video.{fmt}" if fmt == "gif" else None
             for i, (rng, part) in enumerate(zip(ranges, parts, strict=True)):
-                jobs.append(pool.submit(render_part, tl, rng, target or part, threads=threads,
+                jobs.append(pool.submit(render_part, tl, rng, part, threads=threads,
                                         on_frames=tracker.part(i), cancel=cancel,
                                         timeout=limits.render_timeout))
             try:
@@ -316,9 +300,8 @@ def render(
                 raise
         tracker.report("assemble", force=True)
         final = workdir / f"final.{fmt}"
-        if fmt == "gif":
-            assert target is not None
-            final = target
+        if spec.single_chunk:  # one part, no sound: the part is the video
+            final = parts[0]
         else:
             sized = [(part, b - a) for part, (a, b) in zip(parts, ranges, strict=True)]
             assemble_parts(sized, audio_file, final, fmt=fmt, fps=tl.fps, workdir=workdir)
@@ -342,28 +325,25 @@ def snapshot(
     **output_overrides: Any,
 ) -> int:
     """Write one frame as PNG or JPEG (by suffix) without rendering what comes before it.
-    Returns the frame number drawn."""
+    Returns the frame number drawn: see :meth:`Timeline.select_frame`."""
     output = Path(output)
     tl = document if isinstance(document, Timeline) else load_timeline(
         document, data=data, base_dir=base_dir, **output_overrides)
-    if scene is not None:
-        frame = tl.key_frame(scene)
-    elif at is not None:
-        frame = min(round(at * tl.fps), tl.total_frames - 1)
-        if at < 0 or at > tl.duration:
-            raise errors.DocumentError(f"--at {at}: the video lasts {tl.duration:.2f} s")
-    frame = frame or 0
-    if not 0 <= frame < tl.total_frames:
-        raise errors.DocumentError(f"--frame {frame}: the video has frames 0-"
-                                   f"{tl.total_frames - 1}")
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}.get(output.suffix.lower())
-    if fmt is None:
+    try:
+        frame = tl.select_frame(frame=frame, at=at, scene=scene)
+    except errors.FrameSelectionError as exc:
+        # Worded with the command line's options, as the CLI (this function's main caller)
+        # and its tests have always shown it.
+        raise exc.labelled(f"--{exc.field}") from None
+    suffix = output.suffix.lower().lstrip(".")
+    still = "jpeg" if suffix == "jpg" else suffix
+    if still not in formats.STILL_MEDIA_TYPES:
         raise errors.DocumentError(f"{output.name}: a snapshot is written as .png or .jpg")
     with Compositor(tl) as compositor:
         pixels = compositor.render(frame)
     tmp = output.with_name(f".{output.name}.part")
     try:
-        Image.fromarray(pixels).save(tmp, format=fmt, quality=92)
+        Image.fromarray(pixels).save(tmp, format=still.upper(), quality=92)
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)

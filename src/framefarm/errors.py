@@ -3,7 +3,8 @@
     FramefarmError
      ├── DocumentError        the document (or its data, or its assets) is invalid: exit code 2
      │    ├── TemplateError   a placeholder without a value, an unknown block
-     │    └── AssetError      an asset is missing, unreadable, not media, or outside the project
+     │    ├── AssetError      an asset is missing, unreadable, not media, or outside the project
+     │    └── FrameSelectionError  a frame, time, scene or frame range outside the video
      └── RenderError          a valid document failed to render: exit code 1
           ├── FfmpegError     FFmpeg exited with an error (carries the tail of its stderr)
           ├── RenderTimeout   a render ran past its time limit
@@ -45,6 +46,32 @@ class TemplateError(DocumentError):
 
 class AssetError(DocumentError):
     """An asset is missing, unreadable, not a media file, or outside the project folder."""
+
+
+class FrameSelectionError(DocumentError):
+    """A frame, time, scene or frame range that is not in the video.
+
+    ``field`` names the selector that failed ("frame", "at", "scene" or "frames") and
+    ``value`` is what was given, as text. The message names no flag or field, so each front
+    end adds its own: :meth:`labelled` gives ``"--at 9.0: the video lasts 3.50 s"``.
+    """
+
+    def __init__(self, field: str, value: str, problem: str, reason: str,
+                 label: str | None = None) -> None:
+        self.field = field
+        self.value = value
+        self.problem = problem  # what is wrong with the value, e.g. "9.0 s is past the end"
+        self.reason = reason  # what the video has, e.g. "the video lasts 3.50 s"
+        self.label = label
+        super().__init__(f"{label} {value}: {reason}" if label else f"{problem}: {reason}")
+
+    def labelled(self, label: str) -> FrameSelectionError:
+        """The same error worded for a front end: ``<label> <value>: <reason>``."""
+        return FrameSelectionError(self.field, self.value, self.problem, self.reason, label)
+
+    def __reduce__(self) -> tuple[type[FrameSelectionError], tuple[str, str, str, str, str | None]]:
+        # Exceptions pickle as cls(*args); this one's args are the message, not its fields.
+        return FrameSelectionError, (self.field, self.value, self.problem, self.reason, self.label)
 
 
 class RenderError(FramefarmError):

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from framefarm import engine
-from framefarm.compiler import assemble, audio, command, encode
+from framefarm.compiler import assemble, audio, encode
 from framefarm.document.timeline import Timeline
-from helpers import write_wav
+from support.media import write_wav
 
 PIPED = ("-hide_banner", "-loglevel", "error", "-nostats", "-progress", "pipe:1")
 COMMON = ("-hide_banner", "-nostdin", "-loglevel", "error", "-nostats", "-progress", "pipe:1")
@@ -92,32 +91,6 @@ def test_quality_table_is_ordered() -> None:
     assert crfs == sorted(crfs, reverse=True)
     assert kbps == [96, 128, 160, 192, 256]
     assert encode.QUALITY["lossless"].lossless
-
-
-# -- frame ranges ------------------------------------------------------------------------------
-
-
-def test_frame_ranges_examples() -> None:
-    assert command.frame_ranges(10, 3) == [(0, 4), (4, 7), (7, 10)]
-    assert command.frame_ranges(9, 3) == [(0, 3), (3, 6), (6, 9)]
-    assert command.frame_ranges(2, 5) == [(0, 1), (1, 2)]
-    assert command.frame_ranges(7, 1) == [(0, 7)]
-    assert command.frame_ranges(5, 0) == [(0, 5)]
-
-
-@pytest.mark.parametrize("total", [1, 2, 3, 7, 30, 31, 105, 1001])
-@pytest.mark.parametrize("chunks", [1, 2, 3, 4, 8, 16, 256])
-def test_frame_ranges_cover_and_balance(total: int, chunks: int) -> None:
-    ranges = command.frame_ranges(total, chunks)
-    assert len(ranges) == min(total, chunks)
-    assert ranges[0][0] == 0
-    assert ranges[-1][1] == total
-    for (_, end), (start, _) in itertools.pairwise(ranges):
-        assert end == start
-    sizes = [b - a for a, b in ranges]
-    assert min(sizes) >= 1
-    assert max(sizes) - min(sizes) <= 1
-    assert sum(sizes) == total
 
 
 # -- assembling --------------------------------------------------------------------------------

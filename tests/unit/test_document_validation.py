@@ -11,7 +11,8 @@ import pytest
 from framefarm import errors
 from framefarm.document import loader, models
 from framefarm.limits import Limits
-from helpers import small_output, write_doc, write_solid_png, write_wav
+from support.documents import small_output, write_doc
+from support.media import write_solid_png, write_wav
 
 
 def load_error(doc: dict[str, Any], base: Path, **kwargs: Any) -> errors.DocumentError:
@@ -235,13 +236,13 @@ def test_limits_collect_every_problem(tmp_path: Path) -> None:
      ({"width": 161, "height": 91}, (160, 90)), ({}, (1920, 1080))],
 )
 def test_output_size(output: dict[str, Any], size: tuple[int, int]) -> None:
-    assert loader.output_size(models.Output.model_validate(output)) == size
+    assert models.Output.model_validate(output).dimensions == size
 
 
 def test_size_override_replaces_explicit_width_and_height(tmp_path: Path) -> None:
     doc = {"output": {"width": 160, "height": 90}, "scenes": [scene()]}
     project = loader.load(doc, base_dir=tmp_path, overrides={"size": "360p", "fps": None})
-    assert loader.output_size(project.document.output) == (640, 360)
+    assert project.document.output.dimensions == (640, 360)
     assert project.document.output.fps == 30
 
 

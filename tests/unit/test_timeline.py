@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,8 @@ import pytest
 
 from framefarm import engine, errors
 from framefarm.document.timeline import Timeline, to_frames
-from helpers import small_output, write_wav
+from support.documents import small_output
+from support.media import write_wav
 
 
 def build(doc: dict[str, Any], base: Path) -> Timeline:
@@ -104,9 +106,10 @@ def test_key_frame_is_the_middle_of_each_scene_outside_transitions(tmp_path: Pat
     assert tl.key_frame(1) == 82
     for index in (0, 1):
         assert [s.index for s in tl.scenes_at(tl.key_frame(index))] == [index]
-    with pytest.raises(errors.DocumentError, match=r"--scene 2: the document has scenes 0\.\.1"):
+    with pytest.raises(errors.FrameSelectionError,
+                       match=r"^scene 2 does not exist: the document has scenes 0\.\.1$"):
         tl.key_frame(2)
-    with pytest.raises(errors.DocumentError, match=r"--scene -1"):
+    with pytest.raises(errors.FrameSelectionError, match=r"^scene -1 does not exist"):
         tl.key_frame(-1)
 
 
@@ -118,6 +121,86 @@ def test_key_frame_avoids_a_long_incoming_transition(tmp_path: Path) -> None:
     # Scene 1 spans frames 15..74; frames 15..59 are the transition from scene 0.
     assert spans(tl) == [(0, 60, 45), (15, 60, 0)]
     assert [s.index for s in tl.scenes_at(tl.key_frame(1))] == [1]
+
+
+# -- frame selection: one function for the CLI and the API, neutral messages ------------------
+
+
+def _two_scenes(tmp_path: Path) -> Timeline:
+    # 60 + 60 - 15 = 105 frames, 3.5 s.
+    return build({"scenes": [{"duration": 2, "transition": {"duration": 0.5}},
+                             {"duration": 2}]}, tmp_path)
+
+
+def test_select_frame_by_frame_time_or_scene(tmp_path: Path) -> None:
+    tl = _two_scenes(tmp_path)
+    assert tl.select_frame() == 0
+    assert tl.select_frame(frame=0) == 0
+    assert tl.select_frame(frame=104) == 104
+    assert tl.select_frame(at=0) == 0
+    assert tl.select_frame(at=1.0) == 30
+    assert tl.select_frame(at=1.51) == 45  # the nearest frame
+    assert tl.select_frame(at=3.5) == 104  # the very end shows the last frame
+    assert tl.select_frame(scene=0) == tl.key_frame(0) == 22
+    assert tl.select_frame(scene=1) == 82
+
+
+def test_select_frame_precedence_is_scene_then_time_then_frame(tmp_path: Path) -> None:
+    tl = _two_scenes(tmp_path)
+    assert tl.select_frame(frame=3, at=1.0, scene=1) == 82
+    assert tl.select_frame(frame=3, at=1.0) == 30
+
+
+@pytest.mark.parametrize(("kwargs", "field", "message", "labelled"), [
+    ({"at": 9.0}, "at", "9.0 s is past the end: the video lasts 3.50 s",
+     "--at 9.0: the video lasts 3.50 s"),
+    ({"at": -1.0}, "at", "-1.0 s is before the start: the video lasts 3.50 s",
+     "--at -1.0: the video lasts 3.50 s"),
+    ({"at": float("nan")}, "at", "nan s is past the end: the video lasts 3.50 s",
+     "--at nan: the video lasts 3.50 s"),
+    ({"frame": 105}, "frame", "frame 105 is not in the video: the video has frames 0-104",
+     "--frame 105: the video has frames 0-104"),
+    ({"frame": -1}, "frame", "frame -1 is not in the video: the video has frames 0-104",
+     "--frame -1: the video has frames 0-104"),
+    ({"scene": 2}, "scene", "scene 2 does not exist: the document has scenes 0..1",
+     "--scene 2: the document has scenes 0..1"),
+])
+def test_select_frame_errors_name_the_selector(tmp_path: Path, kwargs: dict[str, Any],
+                                               field: str, message: str, labelled: str) -> None:
+    tl = _two_scenes(tmp_path)
+    with pytest.raises(errors.FrameSelectionError) as caught:
+        tl.select_frame(**kwargs)
+    exc = caught.value
+    assert isinstance(exc, errors.DocumentError)
+    assert exc.field == field
+    assert str(exc) == message
+    assert str(exc.labelled(f"--{field}")) == labelled
+    assert str(exc.labelled(field)) == labelled.removeprefix("--")  # the API's wording
+    assert exc.labelled("--x").field == field
+
+
+def test_frame_range(tmp_path: Path) -> None:
+    tl = _two_scenes(tmp_path)
+    assert tl.frame_range() == (0, 105)
+    assert tl.frame_range((10, 20)) == (10, 20)
+    assert tl.frame_range((0, 105)) == (0, 105)
+    for bad, problem in [((20, 10), "frames 20-10 is an empty range"),
+                         ((5, 5), "frames 5-5 is an empty range"),
+                         ((0, 106), "frames 0-106 is not inside the video"),
+                         ((-1, 5), "frames -1-5 is not inside the video")]:
+        with pytest.raises(errors.FrameSelectionError) as caught:
+            tl.frame_range(bad)
+        assert caught.value.field == "frames"
+        assert str(caught.value) == f"{problem}: the video has frames 0-105 (end exclusive)"
+    assert str(caught.value.labelled("--frames")) == (
+        "--frames -1-5: the video has frames 0-105 (end exclusive)")
+
+
+def test_frame_selection_error_survives_pickling() -> None:
+    exc = errors.FrameSelectionError("at", "9.0", "9.0 s is past the end",
+                                     "the video lasts 3.50 s").labelled("at")
+    copy = pickle.loads(pickle.dumps(exc))
+    assert (copy.field, copy.value, str(copy)) == ("at", "9.0", "at 9.0: the video lasts 3.50 s")
 
 
 # -- auto durations (WAV voice-overs, measured in-process by PyAV) ------------------------------

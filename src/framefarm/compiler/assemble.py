@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from framefarm import formats
 from framefarm.compiler.command import COMMON, FfmpegCommand
 
 
@@ -33,9 +34,9 @@ def assemble(*, list_file: Path, audio: Path | None, output: Path, fmt: str,
     else:
         args += ["-map", "0:v:0"]
     args += ["-c", "copy"]
-    if fmt == "mp4":
-        args += ["-movflags", "+faststart", "-f", "mp4"]
-    else:
-        args += ["-f", "webm"]
+    container = formats.get(fmt).container
+    if container == "mp4":
+        args += ["-movflags", "+faststart"]
+    args += ["-f", container]
     args += ["-y", str(output)]
     return FfmpegCommand(tuple(args), frames=frames, description="assemble")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from framefarm import formats
 from framefarm.compiler.command import COMMON, FfmpegCommand
 from framefarm.compiler.encode import QUALITY
 from framefarm.document import models
@@ -133,10 +134,10 @@ def mix(timeline: Timeline, output: Path, frames: tuple[int, int] | None = None)
     tail += [f"atrim=start_sample={first}:end_sample={last}", "asetpts=PTS-STARTPTS"]
     graph.append(f"[mix]{','.join(tail)}[out]")
 
-    fmt = timeline.output.format
-    codec = ("-c:a", "libopus") if fmt == "webm" else ("-c:a", "aac")
+    spec = formats.get(timeline.output.format)
+    if spec.audio_codec is None:
+        raise ValueError(f"{spec.name} has no sound to mix")
     kbps = QUALITY[timeline.output.quality].audio_kbps
-    container = "webm" if fmt == "webm" else "mp4"
-    args += ["-filter_complex", ";".join(graph), "-map", "[out]", "-vn", *codec,
-             "-b:a", f"{kbps}k", "-ar", str(RATE), "-f", container, "-y", str(output)]
+    args += ["-filter_complex", ";".join(graph), "-map", "[out]", "-vn", "-c:a", spec.audio_codec,
+             "-b:a", f"{kbps}k", "-ar", str(RATE), "-f", spec.container, "-y", str(output)]
     return FfmpegCommand(tuple(args), description="mix audio")

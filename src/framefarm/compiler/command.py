@@ -27,15 +27,3 @@ COMMON = ("-hide_banner", "-nostdin", "-loglevel", "error", "-nostats", "-progre
 # With frames on stdin, -nostdin would stop FFmpeg from reading them.
 COMMON_PIPED = ("-hide_banner", "-loglevel", "error", "-nostats", "-progress", "pipe:1")
 
-
-def frame_ranges(total: int, chunks: int) -> list[tuple[int, int]]:
-    """Split [0, total) into ``chunks`` contiguous ranges whose sizes differ by at most one."""
-    chunks = max(1, min(chunks, total))
-    base, extra = divmod(total, chunks)
-    ranges = []
-    start = 0
-    for i in range(chunks):
-        end = start + base + (1 if i < extra else 0)
-        ranges.append((start, end))
-        start = end
-    return ranges

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from framefarm import formats
 from framefarm.compiler.command import COMMON_PIPED, FfmpegCommand
 
 
@@ -45,17 +46,20 @@ _TAGS_709 = ("-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", 
 def video_codec_args(fmt: str, quality: str, fps: int, threads: int | None) -> tuple[str, ...]:
     """Encoder arguments for a video-only part (also used by the benchmark's limit)."""
     q = QUALITY[quality]
+    codec = formats.get(fmt).video_codec
     thread_args = ("-threads", str(threads)) if threads else ()
     gop = str(fps * 2)
-    if fmt == "webm":
+    if codec == "libvpx-vp9":
         rate = ("-lossless", "1") if q.lossless else ("-crf", str(q.vp9_crf), "-b:v", "0")
-        return ("-c:v", "libvpx-vp9", *rate, "-deadline", "good", "-cpu-used",
+        return ("-c:v", codec, *rate, "-deadline", "good", "-cpu-used",
                 str(q.vp9_cpu_used), "-row-mt", "1", "-g", gop,
                 "-pix_fmt", "yuv444p" if q.lossless else "yuv420p", *thread_args)
+    if codec != "libx264":
+        raise ValueError(f"{fmt} is not encoded as a video part")
     if q.lossless:
-        return ("-c:v", "libx264", "-preset", q.x264_preset, "-qp", "0", "-pix_fmt", "yuv444p",
+        return ("-c:v", codec, "-preset", q.x264_preset, "-qp", "0", "-pix_fmt", "yuv444p",
                 "-g", gop, *thread_args)
-    return ("-c:v", "libx264", "-preset", q.x264_preset, "-crf", str(q.x264_crf),
+    return ("-c:v", codec, "-preset", q.x264_preset, "-crf", str(q.x264_crf),
             "-pix_fmt", "yuv420p", "-profile:v", "high", "-g", gop, *thread_args)
 
 
@@ -70,7 +74,7 @@ def video_part(
 ) -> FfmpegCommand:
     """Raw frames on stdin -> a video-only part (mp4 or webm) of exactly ``frames``:
     4:2:0 frames converted by the caller, or RGB for lossless 4:4:4."""
-    container = "webm" if fmt == "webm" else "mp4"
+    container = formats.get(fmt).container
     lossless = QUALITY[quality].lossless
     pix_fmt = "rgb24" if lossless else "yuv420p"
     convert = ("-vf", "scale=out_color_matrix=bt709:out_range=tv") if lossless else ()
@@ -91,3 +95,15 @@ def gif(*, width: int, height: int, fps: int, frames: int, output: Path) -> Ffmp
             "-frames:v", str(frames), "-loop", "0", "-f", "gif", "-y", str(output))
     return FfmpegCommand(args, frames=frames, stdin_frames=(width, height, frames),
                          description=f"encode {frames} frames as GIF")
+
+
+def part(
+    *, width: int, height: int, fps: int, fmt: str, quality: str, frames: int, output: Path,
+    threads: int | None = None,
+) -> FfmpegCommand:
+    """The command for one rendered chunk in ``fmt``: a GIF's palette pipeline (always the
+    whole clip), else a video-only part."""
+    if formats.get(fmt).video_codec == "gif":
+        return gif(width=width, height=height, fps=fps, frames=frames, output=output)
+    return video_part(width=width, height=height, fps=fps, fmt=fmt, quality=quality,
+                      frames=frames, output=output, threads=threads)

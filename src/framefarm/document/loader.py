@@ -17,9 +17,8 @@ from typing import Any
 import pydantic
 from PIL import Image, UnidentifiedImageError
 
-from framefarm import errors
+from framefarm import errors, media
 from framefarm.document import models, scaling, templates
-from framefarm.ffmpeg import probe
 from framefarm.limits import Limits
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -34,7 +33,7 @@ class Project:
     document: models.Document
     base_dir: Path
     assets: Mapping[str, Path]
-    media: Mapping[Path, probe.MediaInfo]
+    media: Mapping[Path, media.MediaInfo]
     limits: Limits
 
     def asset(self, src: str) -> Path:
@@ -63,7 +62,6 @@ def load(
     base_dir: Path | None = None,
     limits: Limits | None = None,
     overrides: Mapping[str, Any] | None = None,
-    check_assets: bool = True,
 ) -> Project:
     """Load a document from a path or a dict; ``overrides`` replace ``output`` fields."""
     limits = limits or Limits()
@@ -93,16 +91,15 @@ def load(
     if design is not None:
         document = _rescale(document, design)
     base_dir = base_dir.resolve()
-    assets = _resolve_assets(document, base_dir, limits) if check_assets else {}
-    media = _probe_media(document, assets) if check_assets else {}
-    return Project(document=document, base_dir=base_dir, assets=assets, media=media,
-                   limits=limits)
+    assets = _resolve_assets(document, base_dir, limits)
+    return Project(document=document, base_dir=base_dir, assets=assets,
+                   media=_probe_media(document, assets), limits=limits)
 
 
 def _rescale(document: models.Document, design: models.Output) -> models.Document:
     """Scale pixel values when an override changed the size the document was made for."""
-    dw, dh = output_size(design)
-    w, h = output_size(document.output)
+    dw, dh = design.dimensions
+    w, h = document.output.dimensions
     return scaling.scale(document, min(w / dw, h / dh))
 
 
@@ -133,7 +130,7 @@ def format_error(error: Any) -> str:
 
 def check_limits(doc: models.Document, limits: Limits) -> None:
     problems: list[str] = []
-    width, height = output_size(doc.output)
+    width, height = doc.output.dimensions
     if width > limits.max_width or height > limits.max_height:
         problems.append(
             f"output: {width}x{height} is larger than the limit "
@@ -170,43 +167,24 @@ def check_limits(doc: models.Document, limits: Limits) -> None:
         raise errors.DocumentError("the document is outside the limits", problems)
 
 
-SIZE_PRESETS = {"360p": 360, "480p": 480, "720p": 720, "1080p": 1080, "1440p": 1440,
-                "2160p": 2160}
-ASPECTS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1), "4:5": (4, 5)}
-
-
-def output_size(output: models.Output) -> tuple[int, int]:
-    """Width and height in pixels, both even (H.264 with 4:2:0 needs that)."""
-    if output.width is not None and output.height is not None:
-        w, h = output.width, output.height
-    else:
-        short = SIZE_PRESETS[output.size]
-        aw, ah = ASPECTS[output.aspect]
-        if aw >= ah:
-            h, w = short, round(short * aw / ah)
-        else:
-            w, h = short, round(short * ah / aw)
-    return w - w % 2, h - h % 2
-
-
 def iter_assets(doc: models.Document) -> Iterator[tuple[str, str, set[str]]]:
     """Every asset reference as (json path, src, allowed suffixes or empty for media)."""
-    media: set[str] = set()
+    any_media: set[str] = set()
     for i, font in enumerate(doc.fonts):
         yield f"fonts[{i}].src", font.src, FONT_SUFFIXES
     if doc.music:
-        yield "music.src", doc.music.src, media
+        yield "music.src", doc.music.src, any_media
     for i, scene in enumerate(doc.scenes):
         if scene.background_image:
             yield f"scenes[{i}].background_image", scene.background_image, IMAGE_SUFFIXES
         if scene.voiceover:
-            yield f"scenes[{i}].voiceover.src", scene.voiceover.src, media
+            yield f"scenes[{i}].voiceover.src", scene.voiceover.src, any_media
         for j, layer in enumerate(scene.layers):
             where = f"scenes[{i}].layers[{j}]"
             if isinstance(layer, models.ImageLayer):
                 yield f"{where}.src", layer.src, IMAGE_SUFFIXES
             elif isinstance(layer, models.VideoLayer):
-                yield f"{where}.src", layer.src, media
+                yield f"{where}.src", layer.src, any_media
             elif isinstance(layer, models.CaptionsLayer):
                 yield f"{where}.src", layer.src, CAPTION_SUFFIXES
             elif isinstance(layer, models.SlidesLayer):
@@ -278,19 +256,19 @@ def _check_image(path: Path, limits: Limits) -> str | None:
     return None
 
 
-def _probe_media(doc: models.Document, assets: Mapping[str, Path]) -> dict[Path, probe.MediaInfo]:
-    media: dict[Path, probe.MediaInfo] = {}
+def _probe_media(doc: models.Document, assets: Mapping[str, Path]) -> dict[Path, media.MediaInfo]:
+    found: dict[Path, media.MediaInfo] = {}
     problems: list[str] = []
     for where, src, suffixes in iter_assets(doc):
         if suffixes or src not in assets:
             continue
         path = assets[src]
-        if path in media:
+        if path in found:
             continue
         try:
-            media[path] = probe.probe(path)
+            found[path] = media.probe(path)
         except errors.AssetError as exc:
             problems.append(f"{where}: {exc}")
     if problems:
         raise errors.AssetError(f"{len(problems)} asset problem(s)", problems)
-    return media
+    return found

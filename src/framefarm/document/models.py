@@ -61,6 +61,12 @@ Fps = Literal[24, 25, 30, 50, 60]
 Format = Literal["mp4", "webm", "gif", "png"]
 Quality = Literal["draft", "low", "medium", "high", "max", "lossless"]
 
+# A size preset is the short side in pixels; the aspect gives the long one.
+SIZE_PRESETS: dict[str, int] = {"360p": 360, "480p": 480, "720p": 720, "1080p": 1080,
+                                "1440p": 1440, "2160p": 2160}
+ASPECTS: dict[str, tuple[int, int]] = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1),
+                                       "4:5": (4, 5)}
+
 
 class Output(Strict):
     """What to produce: size, frame rate, container and quality."""
@@ -82,6 +88,20 @@ class Output(Strict):
         if (self.width is None) != (self.height is None):
             raise ValueError("give both width and height, or neither")
         return self
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        """Width and height in pixels, both even (H.264 with 4:2:0 needs that)."""
+        if self.width is not None and self.height is not None:
+            w, h = self.width, self.height
+        else:
+            short = SIZE_PRESETS[self.size]
+            aw, ah = ASPECTS[self.aspect]
+            if aw >= ah:
+                h, w = short, round(short * aw / ah)
+            else:
+                w, h = short, round(short * ah / aw)
+        return w - w % 2, h - h % 2
 
 
 # -- animation -----------------------------------------------------------------------------

@@ -45,19 +45,50 @@ class Timeline:
     def duration(self) -> float:
         return self.total_frames / self.fps
 
-    def seconds(self, frame: int) -> float:
-        return frame / self.fps
-
     def scenes_at(self, frame: int) -> list[SceneSpan]:
         """The one scene showing at ``frame``, or two during a transition (outgoing first)."""
         return [s for s in self.scenes if s.start <= frame < s.end]
 
+    def select_frame(self, *, frame: int | None = None, at: float | None = None,
+                     scene: int | None = None) -> int:
+        """The frame a snapshot shows: a scene's key frame, the frame at ``at`` seconds, or
+        ``frame`` (default 0), in that order of precedence. ``at`` may be the very end of the
+        video, which shows its last frame. FrameSelectionError names the selector that
+        failed."""
+        if scene is not None:
+            return self.key_frame(scene)
+        if at is not None:
+            if not 0 <= at <= self.duration:  # also refuses NaN
+                where = "before the start" if at < 0 else "past the end"
+                raise errors.FrameSelectionError(
+                    "at", f"{at}", f"{at} s is {where}", f"the video lasts {self.duration:.2f} s")
+            return min(round(at * self.fps), self.total_frames - 1)
+        frame = frame or 0
+        if not 0 <= frame < self.total_frames:
+            raise errors.FrameSelectionError(
+                "frame", f"{frame}", f"frame {frame} is not in the video",
+                f"the video has frames 0-{self.total_frames - 1}")
+        return frame
+
+    def frame_range(self, frames: tuple[int, int] | None = None) -> tuple[int, int]:
+        """Frames [start, end) to render, checked against the video (default: all)."""
+        if frames is None:
+            return 0, self.total_frames
+        start, end = frames
+        if not 0 <= start < end <= self.total_frames:
+            problem = (f"frames {start}-{end} is an empty range" if start >= end
+                       else f"frames {start}-{end} is not inside the video")
+            raise errors.FrameSelectionError(
+                "frames", f"{start}-{end}", problem,
+                f"the video has frames 0-{self.total_frames} (end exclusive)")
+        return start, end
+
     def key_frame(self, scene_index: int) -> int:
         """A scene's representative frame: its middle, outside any transition."""
         if not 0 <= scene_index < len(self.scenes):
-            raise errors.DocumentError(
-                f"--scene {scene_index}: the document has scenes 0..{len(self.scenes) - 1}"
-            )
+            raise errors.FrameSelectionError(
+                "scene", f"{scene_index}", f"scene {scene_index} does not exist",
+                f"the document has scenes 0..{len(self.scenes) - 1}")
         span = self.scenes[scene_index]
         incoming = self.scenes[scene_index - 1].transition_frames if scene_index else 0
         first, last = span.start + incoming, span.end - span.transition_frames
@@ -84,7 +115,7 @@ def scene_duration(project: loader.Project, index: int) -> float:
 
 def build(project: loader.Project) -> Timeline:
     doc = project.document
-    width, height = loader.output_size(doc.output)
+    width, height = doc.output.dimensions
     fps = doc.output.fps
     spans: list[SceneSpan] = []
     start = 0

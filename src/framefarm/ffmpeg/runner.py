@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from functools import cache
 from types import TracebackType
+from typing import Any
 
 import imageio_ffmpeg
 
@@ -179,14 +180,7 @@ class Process:
             self._reap()
 
 
-def run(
-    command: FfmpegCommand,
-    *,
-    on_frames: Callable[[int], None] | None = None,
-    timeout: float | None = None,
-    cancel: threading.Event | None = None,
-    on_progress: Callable[[], None] | None = None,
-) -> None:
-    """Run a command that needs no input to completion."""
-    Process(command, on_frames=on_frames, timeout=timeout, cancel=cancel,
-            on_progress=on_progress).wait()
+def run(command: FfmpegCommand, **options: Any) -> None:
+    """Run a command that needs no input to completion (``options``: as for
+    :class:`Process`)."""
+    Process(command, **options).wait()

@@ -1,6 +1,7 @@
 """Probing media files with PyAV (the imageio-ffmpeg wheel ships no ffprobe).
 
-This is the only module that opens media containers to ask what is inside.
+This is the only module that opens media containers to ask what is inside. It sits below
+the document (the loader probes every media asset) and needs nothing but ``errors``.
 """
 
 from __future__ import annotations
@@ -90,10 +91,3 @@ def probe(path: Path, count_frames: bool = False) -> MediaInfo:
         raise errors.AssetError(f"{path.name}: contains no audio or video stream")
     return MediaInfo(path=path, format=fmt, duration=duration, video=video, audio=audio)
 
-
-def audio_duration(path: Path) -> float:
-    """Length of a file's sound in seconds; AssetError if it has none."""
-    info = probe(path)
-    if info.audio is None:
-        raise errors.AssetError(f"{path.name}: has no audio stream")
-    return info.audio.duration or info.duration
