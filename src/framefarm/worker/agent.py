@@ -2,69 +2,67 @@
 report progress and previews, upload the output, complete or fail.
 
 It speaks only HTTP to the API (the same protocol for ``serve``'s local nodes and for
-remote machines) and never holds database or storage credentials.
+remote machines), in the vocabulary of :mod:`framefarm.protocol`, and never holds database
+or storage credentials.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
-import io
 import logging
 import os
-import platform
 import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from PIL import Image
+import pydantic
 
-from framefarm import engine, errors
-from framefarm.compositor.bitmap import Array
-from framefarm.ffmpeg import runner
+from framefarm import engine, errors, formats
+from framefarm.limits import Limits
+from framefarm.protocol import (
+    LEASE_HEADER,
+    MAX_ERROR_CHARS,
+    ClaimedTask,
+    Command,
+    CompleteRequest,
+    CompleteResponse,
+    DrainResponse,
+    FailRequest,
+    FailResponse,
+    InputItem,
+    OutputUploaded,
+    RegisterRequest,
+    RegisterResponse,
+    TaskHeartbeatRequest,
+    TaskHeartbeatResponse,
+    TaskKind,
+    UploadCompleteRequest,
+    UploadCompleteResponse,
+    UploadUrlRequest,
+    UploadUrlResponse,
+)
+from framefarm.worker.output import chunks, describe, put
+from framefarm.worker.progress import Progress, capabilities, machine_sample
+from framefarm.worker.retry import ServerUnavailable, TryAgain, retrying
+
+__all__ = ["Agent", "LeaseLost", "ServerUnavailable", "Stalled", "capabilities",
+           "machine_sample"]
 
 log = logging.getLogger("framefarm.worker")
-_PREVIEW_EVERY = 2.0  # seconds between preview frames sent with heartbeats
+M = TypeVar("M", bound=pydantic.BaseModel)
 T = TypeVar("T")
-
-
-def capabilities(threads: int | None = None) -> dict[str, Any]:
-    pages = os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
-    page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 0
-    try:
-        ffmpeg = runner.ffmpeg_version()
-    except Exception:
-        ffmpeg = "unavailable"
-    return {"cores": engine.cores(), "threads": threads, "memory_bytes": pages * page,
-            "ffmpeg": ffmpeg, "python": platform.python_version(),
-            "engines": ["framefarm"], "host": socket.gethostname()}
-
-
-def machine_sample() -> dict[str, Any]:
-    """Load and memory in use on this machine, for the node's health history."""
-    sample: dict[str, Any] = {"load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
-    try:
-        info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
-        total = int(info["MemTotal"].split()[0]) * 1024
-        available = int(info["MemAvailable"].split()[0]) * 1024
-        sample["memory_used"] = total - available
-    except (OSError, KeyError, ValueError):
-        sample["memory_used"] = None
-    return sample
+_INPUTS = pydantic.TypeAdapter(list[InputItem])
+_GATEWAY_ERRORS = (502, 503, 504)  # a proxy in front of a restarting API: worth waiting
 
 
 class LeaseLost(Exception):
     """The server no longer recognises this task's lease (409): drop the work."""
-
-
-class ServerUnavailable(httpx.TransportError):
-    """The server could not be reached within the node's patience."""
 
 
 class Stalled(Exception):
@@ -76,7 +74,9 @@ class Agent:
                  workdir: Path | None = None, poll_seconds: float = 1.0,
                  client: httpx.Client | None = None, report_patience: float = 300.0,
                  hang_seconds: float = 300.0, threads: int | None = None,
-                 parent_pid: int | None = None) -> None:
+                 parent_pid: int | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.server = server.rstrip("/")
         self.enrolment_token = enrolment_token
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
@@ -94,51 +94,66 @@ class Agent:
         # A node started by `framefarm serve` stops when serve is gone (even SIGKILLed).
         self.parent_pid = parent_pid
         self.stopping = threading.Event()
+        # Injectable so tests can run the retry policy and stall timer without waiting.
+        self.sleep = sleep
+        self.clock = clock
+        self._announcer: threading.Thread | None = None
 
     # -- HTTP ---------------------------------------------------------------------------------
 
     def _headers(self, lease: str | None = None) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self.node_id}:{self._secret}"}
         if lease:
-            headers["X-Lease-Token"] = lease
+            headers[LEASE_HEADER] = lease
         return headers
 
-    def _call(self, method: str, url: str, *, lease: str | None = None,
-              patience: float | None = None, **kwargs: Any) -> httpx.Response:
+    def _retrying(self, attempt: Callable[[], T], what: str,
+                  patience: float | None = None) -> T:
+        return retrying(attempt, what=what, sleep=self.sleep, clock=self.clock,
+                        patience=self.report_patience if patience is None else patience)
+
+    def _request(self, method: str, url: str, *, body: pydantic.BaseModel | None = None,
+                 lease: str | None = None, patience: float | None = None,
+                 upload: Path | None = None, **kwargs: Any) -> httpx.Response:
         """A request, retried on network errors and 502/503/504 for up to ``patience``
         seconds (default: the node's report patience), so reports wait out a server
-        restart or a network blip. 409 raises LeaseLost."""
-        deadline = time.monotonic() + (self.report_patience if patience is None else patience)
-        delay = 0.5
-        while True:
-            try:
+        restart or a network blip. ``upload`` is streamed as the body, reopened for each
+        attempt. 409 raises LeaseLost; another error status, HTTPStatusError."""
+        # None fields are left out: each is its field's default, and a server that
+        # predates an optional field still accepts the body.
+        payload = body.model_dump(mode="json", exclude_none=True) if body else None
+
+        def attempt() -> httpx.Response:
+            with contextlib.ExitStack() as files:
+                content = chunks(files.enter_context(upload.open("rb"))) if upload else None
                 response = self.client.request(method, url, headers=self._headers(lease),
-                                               **kwargs)
-                if response.status_code not in (502, 503, 504):
-                    break
-                problem = f"HTTP {response.status_code}"
+                                               json=payload, content=content, **kwargs)
+            if response.status_code in _GATEWAY_ERRORS:
+                message = f"HTTP {response.status_code}"
                 with contextlib.suppress(ValueError, KeyError, TypeError):
-                    problem += f" ({response.json()['error']['message']})"
-            except httpx.TransportError as exc:
-                problem = str(exc) or type(exc).__name__
-            if time.monotonic() + delay > deadline:
-                raise ServerUnavailable(f"{method} {url}: {problem}")
-            log.warning("%s %s: %s; retrying in %.1fs", method, url, problem, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
+                    message += f" ({response.json()['error']['message']})"
+                raise TryAgain(message)
+            return response
+
+        response = self._retrying(attempt, f"{method} {url}", patience)
         if response.status_code == 409:
             raise LeaseLost(response.text)
         response.raise_for_status()
         return response
 
+    def _call(self, answer: type[M], method: str, url: str, **kwargs: Any) -> M:
+        """``_request``, its answer parsed as ``answer``."""
+        return answer.model_validate(self._request(method, url, **kwargs).json())
+
     def register(self) -> None:
-        response = self.client.post("/internal/nodes/register", json={
-            "token": self.enrolment_token, "name": self.name,
-            "capabilities": capabilities(self.threads)})
+        body = RegisterRequest(token=self.enrolment_token, name=self.name,
+                               capabilities=capabilities(self.threads))
+        response = self.client.post("/internal/nodes/register",
+                                    json=body.model_dump(mode="json"))
         response.raise_for_status()
-        body = response.json()
-        self.node_id, self._secret = body["node_id"], body["secret"]
-        self.heartbeat_seconds = float(body["heartbeat_seconds"])
+        answer = RegisterResponse.model_validate(response.json())
+        self.node_id, self._secret = answer.node_id, answer.secret
+        self.heartbeat_seconds = answer.heartbeat_seconds
         log.info("registered as %s (%s)", self.node_id, self.name)
 
     # -- the loop -----------------------------------------------------------------------------
@@ -167,29 +182,45 @@ class Agent:
         self.stopping.set()
         log.info("draining: finishing the current task, then stopping")
         if self.node_id:  # not from here: this may run in a signal handler
-            threading.Thread(target=self._announce_drain, daemon=True).start()
+            self._announcer = threading.Thread(target=self._announce_drain, daemon=True)
+            self._announcer.start()
 
     def _announce_drain(self) -> None:
         try:
-            self._call("POST", "/internal/nodes/drain", patience=0)
-        except httpx.HTTPError as exc:
+            self._call(DrainResponse, "POST", "/internal/nodes/drain", patience=0)
+        except (httpx.HTTPError, pydantic.ValidationError) as exc:
             log.warning("could not tell the server this node is draining: %s", exc)
 
     def run_one(self) -> bool:
         """Claim and run one task; False when there was nothing to do."""
-        response = self._call("POST", "/internal/tasks/claim", patience=0)
+        response = self._request("POST", "/internal/tasks/claim", patience=0)
         if response.status_code == 204:
             return False
-        self.run_task(response.json())
+        raw = response.json()
+        try:
+            task = ClaimedTask.model_validate(raw)
+        except pydantic.ValidationError as exc:
+            self._refuse(raw, exc)
+            return True
+        self.run_task(task)
         return True
 
-    def run_task(self, task: dict[str, Any]) -> None:
-        task_id, lease = task["task_id"], task["lease_token"]
+    def _refuse(self, raw: Any, exc: pydantic.ValidationError) -> None:
+        """A claimed task this node cannot read (a newer server?): hand it back as failed,
+        retryable, so a node that understands it can take it."""
+        log.error("claimed a task this node cannot read: %s", exc)
+        with contextlib.suppress(LeaseLost, TypeError, KeyError, httpx.HTTPError):
+            self._call(FailResponse, "POST", f"/internal/tasks/{raw['task_id']}/fail",
+                       body=FailRequest(lease_token=raw["lease_token"], step="claim",
+                                        error=f"the node cannot read the task: {exc}"))
+
+    def run_task(self, task: ClaimedTask) -> None:
         cancel = threading.Event()
-        progress = _Progress()
-        beat = threading.Thread(target=self._heartbeat, args=(task_id, lease, cancel, progress),
+        progress = Progress(self.clock)
+        beat = threading.Thread(target=self._heartbeat,
+                                args=(task.task_id, task.lease_token, cancel, progress),
                                 daemon=True)
-        folder = self.workdir / "tasks" / task_id
+        folder = self.workdir / "tasks" / task.task_id
         folder.mkdir(parents=True, exist_ok=True)
         beat.start()
         try:
@@ -199,17 +230,18 @@ class Agent:
                               "stopped")
             if cancel.is_set():
                 return
-            key = self._upload(task_id, lease, output, ext) if output else None
-            self._call("POST", f"/internal/tasks/{task_id}/complete",
-                       json={"lease_token": lease, "output_key": key})
-            log.info("task %s (%s %s) done", task_id, task["kind"], task["idx"],
+            info = describe(output, ext) if output and task.kind is TaskKind.ASSEMBLE else None
+            key = self._upload(task, output, ext) if output else None
+            self._complete(task, CompleteRequest(lease_token=task.lease_token, output_key=key,
+                                                 media=info))
+            log.info("task %s (%s %s) done", task.task_id, task.kind, task.idx,
                      extra=self._context(task))
         except (LeaseLost, errors.RenderCancelled) as exc:
             if progress.stalled:
                 self._report_failure(task, f"no progress for {self.hang_seconds:g} s; the "
                                      "render was stopped", permanent=False)
             else:
-                log.info("task %s: cancelled or lease lost (%s); dropped", task_id,
+                log.info("task %s: cancelled or lease lost (%s); dropped", task.task_id,
                          type(exc).__name__)
         except Exception as exc:
             permanent = isinstance(exc, errors.DocumentError)
@@ -222,62 +254,52 @@ class Agent:
             beat.join(timeout=10)
             shutil.rmtree(folder, ignore_errors=True)
 
-    def _context(self, task: dict[str, Any]) -> dict[str, str]:
-        return {"job_id": task["job_id"], "task_id": task["task_id"], "node_id": self.node_id}
+    def _complete(self, task: ClaimedTask, body: CompleteRequest) -> CompleteResponse:
+        return self._call(CompleteResponse, "POST", f"/internal/tasks/{task.task_id}/complete",
+                          body=body)
 
-    def _report_failure(self, task: dict[str, Any], message: str, *, permanent: bool) -> None:
-        log.warning("task %s failed: %s", task["task_id"], message, extra=self._context(task))
+    def _context(self, task: ClaimedTask) -> dict[str, str]:
+        return {"job_id": task.job_id, "task_id": task.task_id, "node_id": self.node_id}
+
+    def _report_failure(self, task: ClaimedTask, message: str, *, permanent: bool) -> None:
+        log.warning("task %s failed: %s", task.task_id, message, extra=self._context(task))
         with contextlib.suppress(LeaseLost):
-            self._call("POST", f"/internal/tasks/{task['task_id']}/fail", json={
-                "lease_token": task["lease_token"], "error": message[-20000:],
-                "permanent": permanent, "step": task["kind"]})
+            self._call(FailResponse, "POST", f"/internal/tasks/{task.task_id}/fail",
+                       body=FailRequest(lease_token=task.lease_token,
+                                        error=message[-MAX_ERROR_CHARS:],
+                                        permanent=permanent, step=task.kind))
 
-    def _upload(self, task_id: str, lease: str, output: Path, ext: str) -> str:
+    def _upload(self, task: ClaimedTask, output: Path, ext: str) -> str:
         """Send the output where the server says: straight to storage (one presigned PUT,
         or part by part for a large file) or through the API. Each attempt reopens the
         file; network errors are retried for up to the report patience."""
         size = output.stat().st_size
-        target = self._call("POST", f"/internal/tasks/{task_id}/upload-url",
-                            params={"ext": ext, "size": size}, json={"lease_token": lease}).json()
-        key = str(target["output_key"])
-        parts = target.get("multipart")
+        route, lease = f"/internal/tasks/{task.task_id}", task.lease_token
+        target = self._call(UploadUrlResponse, "POST", f"{route}/upload-url",
+                            body=UploadUrlRequest(lease_token=lease),
+                            params={"ext": ext, "size": size})
+        parts = target.multipart
         if parts:
-            step = int(parts["part_size"])
             etags = []
-            for i, url in enumerate(parts["urls"]):
-                offset = i * step
-                etags.append(self._retrying(functools.partial(
-                    _put, url, output, offset, min(step, size - offset))))
-            self._call("POST", f"/internal/tasks/{task_id}/upload-complete", json={
-                "lease_token": lease, "output_key": key, "upload_id": parts["upload_id"],
-                "etags": etags, "size": size})
-        elif target["url"]:
-            self._retrying(lambda: _put(target["url"], output, 0, size))
-        else:
-            def through_api() -> str:
-                with output.open("rb") as handle:
-                    return str(self._call(
-                        "PUT", f"/internal/tasks/{task_id}/output", lease=lease, patience=0,
-                        params={"ext": ext}, content=_chunks(handle)).json()["output_key"])
-            key = self._retrying(through_api)
-        return key
-
-    def _retrying(self, attempt: Callable[[], T]) -> T:
-        """``attempt()``, again after network errors, for up to the report patience."""
-        deadline = time.monotonic() + self.report_patience
-        delay = 0.5
-        while True:
-            try:
-                return attempt()
-            except httpx.TransportError as exc:
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.warning("upload: %s; retrying in %.1fs", exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+            for i, url in enumerate(parts.urls):
+                offset = i * parts.part_size
+                length = min(parts.part_size, size - offset)
+                etags.append(self._retrying(functools.partial(put, url, output, offset,
+                                                              length), f"PUT part {i + 1}"))
+            self._call(UploadCompleteResponse, "POST", f"{route}/upload-complete",
+                       body=UploadCompleteRequest(lease_token=lease,
+                                                  output_key=target.output_key,
+                                                  upload_id=parts.upload_id, etags=etags,
+                                                  size=size))
+            return target.output_key
+        if target.url:
+            self._retrying(functools.partial(put, target.url, output, 0, size), "PUT output")
+            return target.output_key
+        return self._call(OutputUploaded, "PUT", f"{route}/output", lease=lease,
+                          params={"ext": ext}, upload=output).output_key
 
     def _heartbeat(self, task_id: str, lease: str, cancel: threading.Event,
-                   progress: _Progress) -> None:
+                   progress: Progress) -> None:
         """Extend the lease while the task runs; stop the render when told to, or when it
         has made no progress for ``hang_seconds``."""
         while not cancel.wait(self.heartbeat_seconds):
@@ -285,40 +307,39 @@ class Agent:
                 progress.stalled = True
                 cancel.set()
                 return
-            body: dict[str, Any] = {"lease_token": lease, "frames_done": progress.frames,
-                                    "sample": machine_sample()}
-            preview = progress.take_preview()
-            if preview:
-                body["preview_jpeg"] = preview
+            body = TaskHeartbeatRequest(lease_token=lease, frames_done=progress.frames,
+                                        sample=machine_sample(),
+                                        preview_jpeg=progress.take_preview())
             try:
-                answer = self._call("POST", f"/internal/tasks/{task_id}/heartbeat", json=body,
-                                    patience=0).json()
+                answer = self._call(TaskHeartbeatResponse, "POST",
+                                    f"/internal/tasks/{task_id}/heartbeat", body=body,
+                                    patience=0)
             except LeaseLost:
                 cancel.set()
                 return
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, pydantic.ValidationError) as exc:
                 # Keep rendering: the lease may outlive a short outage.
                 log.warning("heartbeat failed: %s", exc)
                 continue
-            if answer.get("command") == "cancel":
+            if answer.command is Command.CANCEL:
                 cancel.set()
                 return
 
     # -- running the engine -------------------------------------------------------------------
 
-    def _inputs(self, task: dict[str, Any], folder: Path) -> Path:
+    def _inputs(self, task: ClaimedTask, folder: Path) -> Path:
         """Fetch the job's assets (cached by SHA-256) and lay them out under their names."""
         cache = self.workdir / "blobs"
         cache.mkdir(parents=True, exist_ok=True)
         inputs = folder / "input"
         inputs.mkdir(exist_ok=True)
-        urls = task.get("asset_urls") or {}
-        for name, sha in task["assets"].items():
+        for name, sha in task.assets.items():
             blob = cache / sha
             if not blob.exists():
                 tmp = cache / f".{sha}.{os.getpid()}.part"
-                self._download(urls.get(sha), f"/internal/tasks/{task['task_id']}/blobs/{sha}",
-                               task["lease_token"], tmp)
+                self._download(task.asset_urls.get(sha),
+                               f"/internal/tasks/{task.task_id}/blobs/{sha}",
+                               task.lease_token, tmp)
                 os.replace(tmp, blob)
             target = inputs / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -346,23 +367,23 @@ class Agent:
             if client is not None:
                 client.close()
 
-    def _execute(self, task: dict[str, Any], folder: Path, cancel: threading.Event,
-                 progress: _Progress) -> tuple[Path | None, str]:
-        options = {k: v for k, v in task["options"].items()
+    def _execute(self, task: ClaimedTask, folder: Path, cancel: threading.Event,
+                 progress: Progress) -> tuple[Path | None, str]:
+        """Run the task with the engine: its output file and extension (None: it has no
+        output, the audio of a silent format)."""
+        options = {k: v for k, v in task.options.items()
                    if k in ("quality", "size", "fps", "format")}
-        tl = engine.load_timeline(task["document"], base_dir=self._inputs(task, folder),
-                                  **options)
-        fmt = tl.output.format
-        start, end = task["frames"]
-        kind = task["kind"]
-        if kind == "snapshot":
-            ext = task["options"].get("snapshot_format", "png")
+        tl = engine.load_timeline(task.document, base_dir=self._inputs(task, folder),
+                                  limits=_limits(task), **options)
+        fmt = formats.get(tl.output.format)
+        start, end = task.frames
+        if task.kind is TaskKind.SNAPSHOT:
+            ext = task.options.get("snapshot_format", "png")
             out = folder / ("frame.jpg" if ext == "jpeg" else "frame.png")
             engine.snapshot(tl, out, frame=start)
             return out, ext
-        if kind == "render":
-            ext = "webm" if fmt == "webm" else "gif" if fmt == "gif" else "mp4"
-            out = folder / f"part.{ext}"
+        if task.kind is TaskKind.RENDER:
+            out = folder / f"part.{fmt.part_suffix}"
             progress.watch()
             try:
                 engine.render_part(tl, (start, end), out, cancel=cancel, threads=self.threads,
@@ -370,124 +391,53 @@ class Agent:
                                    timeout=tl.project.limits.render_timeout)
             finally:
                 progress.unwatch()
-            return out, ext
-        if kind == "audio":
-            ext = "webm" if fmt == "webm" else "m4a"
-            if fmt == "gif":
-                return None, ext
-            out = folder / f"audio.{ext}"
+            return out, fmt.part_suffix
+        if task.kind is TaskKind.AUDIO:
+            if fmt.audio_suffix is None:
+                return None, ""
+            out = folder / f"audio.{fmt.audio_suffix}"
             progress.watch()
             try:
                 engine.render_audio(tl, out, (start, end), cancel=cancel,
                                     on_progress=progress.touch)
             finally:
                 progress.unwatch()
-            return out, ext
-        if kind == "assemble":
+            return out, fmt.audio_suffix
+        if task.kind is TaskKind.ASSEMBLE:
             return self._assemble(task, tl.fps, fmt, folder)
-        raise errors.RenderError(f"unknown task kind {kind!r}")
+        raise errors.RenderError(f"unknown task kind {task.kind!r}")
 
-    def _assemble(self, task: dict[str, Any], fps: int, fmt: str,
+    def _assemble(self, task: ClaimedTask, fps: int, fmt: formats.OutputFormat,
                   folder: Path) -> tuple[Path, str]:
-        lease = task["lease_token"]
-        listing = self._call("GET", f"/internal/tasks/{task['task_id']}/inputs",
-                             lease=lease).json()
+        lease = task.lease_token
+        listing = _INPUTS.validate_python(self._request(
+            "GET", f"/internal/tasks/{task.task_id}/inputs", lease=lease).json())
         parts: list[tuple[Path, int]] = []
         audio: Path | None = None
-        ext = "webm" if fmt == "webm" else "gif" if fmt == "gif" else "mp4"
         for item in listing:
-            suffix = (".m4a" if fmt != "webm" else ".webm") if item["kind"] == "audio" else (
-                f".{ext}")
-            path = folder / f"{item['kind']}{item['idx']:04d}{suffix}"
-            self._download(item.get("url"),
-                           f"/internal/tasks/{task['task_id']}/inputs/{item['idx']}", lease, path)
-            if item["kind"] == "audio":
+            if item.kind is TaskKind.AUDIO and fmt.audio_suffix is None:
+                continue  # a silent format: its audio task made nothing
+            suffix = fmt.audio_suffix if item.kind is TaskKind.AUDIO else fmt.part_suffix
+            path = folder / f"{item.kind}{item.idx:04d}.{suffix}"
+            self._download(item.url, f"/internal/tasks/{task.task_id}/inputs/{item.idx}",
+                           lease, path)
+            if item.kind is TaskKind.AUDIO:
                 audio = path
             else:
-                parts.append((path, item["frames"][1] - item["frames"][0]))
-        output = folder / f"final.{ext}"
-        if fmt == "gif":
+                parts.append((path, item.frames[1] - item.frames[0]))
+        output = folder / f"final.{fmt.part_suffix}"
+        if fmt.single_chunk:
             if len(parts) != 1:
-                raise errors.RenderError("a GIF is rendered as one chunk")
+                raise errors.RenderError(f"a {fmt.name.upper()} is rendered as one chunk")
             shutil.copyfile(parts[0][0], output)
         else:
-            engine.assemble_parts(parts, audio, output, fmt=fmt, fps=fps, workdir=folder)
-        return output, ext
+            engine.assemble_parts(parts, audio, output, fmt=fmt.name, fps=fps, workdir=folder)
+        return output, fmt.part_suffix
 
 
-class _Progress:
-    """Shared between the render thread and the heartbeat thread."""
-
-    def __init__(self) -> None:
-        self.frames = 0
-        self.finished = False
-        self.stalled = False
-        self._watching_since: float | None = None
-        self._preview: str | None = None
-        self._last_offer = 0.0
-        self._lock = threading.Lock()
-
-    def set_frames(self, done: int) -> None:
-        if done != self.frames and self._watching_since is not None:
-            self._watching_since = time.monotonic()
-        self.frames = done
-
-    def touch(self) -> None:
-        """Output advanced (an FFmpeg phase without frames: audio)."""
-        if self._watching_since is not None:
-            self._watching_since = time.monotonic()
-
-    def watch(self) -> None:
-        """Start timing stalls: the render phase reports frames as it goes."""
-        self._watching_since = time.monotonic()
-
-    def unwatch(self) -> None:
-        self._watching_since = None
-
-    def idle_seconds(self) -> float:
-        """Seconds since the last frame while rendering; 0 outside the render phase."""
-        since = self._watching_since
-        return 0.0 if since is None else time.monotonic() - since
-
-    def offer(self, _frame: int, pixels: Array) -> None:
-        now = time.monotonic()
-        if now - self._last_offer < _PREVIEW_EVERY:
-            return
-        self._last_offer = now
-        image = Image.fromarray(pixels)
-        image.thumbnail((320, 320))
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=70)
-        with self._lock:
-            self._preview = base64.b64encode(buffer.getvalue()).decode()
-
-    def take_preview(self) -> str | None:
-        with self._lock:
-            preview, self._preview = self._preview, None
-        return preview
-
-
-def _chunks(handle: io.BufferedReader, size: int = 1024 * 1024,
-            limit: int | None = None) -> Iterator[bytes]:
-    left = limit
-    while left is None or left > 0:
-        block = handle.read(size if left is None else min(size, left))
-        if not block:
-            break
-        if left is not None:
-            left -= len(block)
-        yield block
-
-
-def _put(url: str, path: Path, offset: int, length: int) -> str:
-    """PUT ``length`` bytes of ``path`` from ``offset`` to a presigned URL, streamed (a
-    part can be gigabytes); returns the ETag storage gives it."""
-    with path.open("rb") as handle, httpx.Client(timeout=600.0) as client:
-        handle.seek(offset)
-        response = client.put(url, content=_chunks(handle, limit=length),
-                              headers={"Content-Length": str(length)})
-    if response.status_code >= 500:
-        raise ServerUnavailable(f"storage answered {response.status_code}")
-    response.raise_for_status()
-    return str(response.headers.get("ETag", ""))
-
+def _limits(task: ClaimedTask) -> Limits | None:
+    """The limits the job was validated with; None (the node's own) if the server sent
+    none. Names this node does not know are left out: the server already checked them."""
+    if task.limits is None:
+        return None
+    return Limits(**{k: v for k, v in task.limits.items() if k in Limits.model_fields})
