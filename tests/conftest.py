@@ -1,11 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from moto.server import ThreadedMotoServer
 
 from framefarm.ffmpeg import runner
+from support.server import Proc, Server
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +28,28 @@ def fresh_ffmpeg_binary() -> Iterator[None]:
     runner.ffmpeg_binary.cache_clear()
     yield
     runner.ffmpeg_binary.cache_clear()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Proc]]:
+    """Processes a test starts; each is SIGKILLed with its group (a stopped one too) at the
+    end, whatever happens to the test."""
+    started: list[Proc] = []
+    yield started
+    for proc in reversed(started):
+        proc.kill()
+
+
+@pytest.fixture
+def servers(processes: list[Proc]) -> Iterator[Callable[..., Server]]:
+    """``servers(data, workers=0, **settings)``: a ``framefarm serve`` process."""
+    made: list[Server] = []
+
+    def make(data: Path, **settings: Any) -> Server:
+        server = Server(processes, data, **settings)
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.stop_and_close()

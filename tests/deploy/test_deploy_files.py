@@ -486,7 +486,9 @@ def test_the_image_installs_what_the_code_imports() -> None:
     declared = _closure(project["dependencies"])
     distributions = importlib.metadata.packages_distributions()
     needed: dict[str, list[str]] = {}
-    for module, files in _third_party_imports().items():
+    imports = _third_party_imports()
+    assert imports, "found no third-party import in src/framefarm: the scan is broken"
+    for module, files in imports.items():
         dists = distributions.get(module)
         assert dists, f"{module} (imported by {files[0]}) is not installed here"
         needed.setdefault(_normal(dists[0]), []).extend(files)
@@ -523,26 +525,27 @@ def test_compose_services() -> None:
 
 
 def test_compose_nodes_hold_no_credentials() -> None:
-    for name, service in framefarm_services().items():
-        path = (service.get("command") or [""])[0]
-        if path == "worker":
-            env = compose_env(service)
-            assert "FRAMEFARM_ENROLMENT_TOKEN" in env, name
-            assert not SERVER_ONLY & set(env), f"compose {name} gets {SERVER_ONLY & set(env)}"
+    workers = {name: service for name, service in framefarm_services().items()
+               if (service.get("command") or [""])[0] == "worker"}
+    assert workers, "compose runs no `framefarm worker`"
+    for name, service in workers.items():
+        env = compose_env(service)
+        assert "FRAMEFARM_ENROLMENT_TOKEN" in env, name
+        assert not SERVER_ONLY & set(env), f"compose {name} gets {SERVER_ONLY & set(env)}"
 
 
 def test_compose_nodes_reach_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
     services = compose()["services"]
-    for invocation in invocations():
-        if not invocation.where.startswith("compose "):
-            continue
-        path, params = parse(invocation, monkeypatch)
-        if path == "worker":
-            url = urlsplit(params["server"])
-            assert url.hostname in services, f"{invocation}: no service {url.hostname}"
-            target = services[url.hostname]
-            assert (target.get("command") or [""])[0] == "serve", invocation
-            assert str(url.port) in " ".join(target["command"]), invocation
+    parsed = [(invocation, *parse(invocation, monkeypatch)) for invocation in invocations()
+              if invocation.where.startswith("compose ")]
+    workers = [(invocation, params) for invocation, path, params in parsed if path == "worker"]
+    assert workers, "compose runs no `framefarm worker`"
+    for invocation, params in workers:
+        url = urlsplit(params["server"])
+        assert url.hostname in services, f"{invocation}: no service {url.hostname}"
+        target = services[url.hostname]
+        assert (target.get("command") or [""])[0] == "serve", invocation
+        assert str(url.port) in " ".join(target["command"]), invocation
 
 
 # -- Kubernetes --------------------------------------------------------------------------------
@@ -550,11 +553,14 @@ def test_compose_nodes_reach_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_kustomization_lists_the_manifests() -> None:
     kust = kustomization()
     listed = kust["resources"]
+    assert listed, "the kustomization lists no resources"
     for name in listed:
         assert (K8S / name).is_file(), f"kustomization lists a missing file: {name}"
     top = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
     assert sorted(n for n in listed if "/" not in n) == top, "list every manifest in deploy/k8s"
-    for doc in k8s_docs():
+    docs = k8s_docs()
+    assert docs, "no manifests in deploy/k8s"
+    for doc in docs:
         assert doc["metadata"].get("namespace", kust["namespace"]) == kust["namespace"], doc
     [image] = kust["images"]
     assert image["name"] == image_name(k8s_image())
@@ -576,7 +582,9 @@ def test_k8s_one_image() -> None:
 
 
 def test_k8s_containers_have_resources() -> None:
-    for doc, container in k8s_containers():
+    containers = list(k8s_containers())
+    assert containers, "no containers in deploy/k8s"
+    for doc, container in containers:
         resources = container.get("resources", {})
         for part in ("requests", "limits"):
             for what in ("cpu", "memory"):
@@ -644,12 +652,15 @@ def test_k8s_migration_job() -> None:
 
 
 def test_k8s_pods_run_as_non_root() -> None:
-    for doc in k8s_docs():
-        if doc.get("kind") in WORKLOADS:
-            assert pod_spec(doc)["securityContext"]["runAsNonRoot"] is True, doc["metadata"]
+    workloads = [doc for doc in k8s_docs() if doc.get("kind") in WORKLOADS]
+    assert workloads, "no workloads in deploy/k8s"
+    for doc in workloads:
+        assert pod_spec(doc)["securityContext"]["runAsNonRoot"] is True, doc["metadata"]
 
 
 def test_k8s_optional_autoscaler_targets_the_nodes() -> None:
-    for hpa in k8s_kind("HorizontalPodAutoscaler"):
+    hpas = k8s_kind("HorizontalPodAutoscaler")
+    assert hpas, "no HorizontalPodAutoscaler in deploy/k8s/optional"
+    for hpa in hpas:
         target = hpa["spec"]["scaleTargetRef"]
         assert (target["kind"], target["name"]) == ("Deployment", "framefarm-node")

@@ -9,17 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fault_support import (
-    FPS,
-    Server,
-    assert_frames_equal,
-    check_video,
-    children,
-    figure,
-    long_doc,
-    wait_for,
-    write_fake_ffmpeg,
-)
+
+from support.documents import FPS, long_doc
+from support.figures import figure
+from support.media import write_fake_ffmpeg
+from support.polling import wait_for
+from support.server import Server, children
+from support.video_checks import assert_frames_equal, check_video
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -117,7 +113,9 @@ def test_a_node_whose_every_render_fails_is_blocked_and_the_job_succeeds(
     # Every task that succeeded ran on the healthy node.
     done = [line for line in server.logs(job_id) if line["message"].endswith(" done")]
     assert done and {line["node_id"] for line in done} == {healthy["id"]}, done
-    assert all(t["state"] == "succeeded" and t["failures"] <= 1 for t in server.tasks(job_id))
+    tasks = server.tasks(job_id)
+    assert tasks and all(t["state"] == "succeeded" and t["failures"] <= 1 for t in tasks), \
+        [dict(t) for t in tasks]
 
     video = server.download(job, tmp_path / "out.mp4")
     check_video(video, job["frames"]["total"])
@@ -279,7 +277,9 @@ def test_a_second_sigterm_stops_the_node_at_once(
     assert [p for p in _processes_using(server.workdir("first")) if p != first.pid], \
         "the node's FFmpeg should be running"
     first.popen.send_signal(signal.SIGTERM)
-    time.sleep(0.2)
+    # The first SIGTERM has been handled (the node is draining) before the second is sent.
+    wait_for(lambda: "draining: finishing the current task" in first.text(), timeout=10,
+             what="the node to start draining")
     first.popen.send_signal(signal.SIGTERM)
     assert first.popen.wait(timeout=10) == 130, first.tail()
     wait_for(lambda: not _processes_using(server.workdir("first")), timeout=10,

@@ -13,18 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fault_support import (
-    FPS,
-    Proc,
-    Server,
-    check_video,
-    children,
-    clean_env,
-    figure,
-    free_port,
-    long_doc,
-    wait_for,
-)
+
+from support.documents import FPS, long_doc
+from support.figures import figure
+from support.polling import wait_for
+from support.server import Proc, Server, children, clean_env, free_port
+from support.video_checks import check_video
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -67,6 +61,8 @@ def test_a_node_that_loses_the_server_for_30_s_keeps_rendering_and_reports_later
                  what="the node to finish rendering while the server is stopped")
         rendered_after = time.monotonic() - stopped
         size_rendered = part.stat().st_size
+        # The outage is the scenario, not a wait for something: the server stays stopped
+        # for the whole OUTAGE, however soon the node is done.
         time.sleep(max(0.0, OUTAGE - (time.monotonic() - stopped)))
         assert node.popen.poll() is None, node.tail()
     finally:
@@ -117,6 +113,8 @@ def test_a_late_report_on_a_lease_that_expired_during_the_outage_is_refused(
     os.kill(serve_pid, signal.SIGSTOP)
     stopped = time.monotonic()
     try:
+        # The outage is the scenario: the server stays stopped for SHORT_OUTAGE, well past
+        # the 3 s lease, so the lease has expired when it resumes.
         time.sleep(SHORT_OUTAGE)
     finally:
         os.kill(serve_pid, signal.SIGCONT)
@@ -221,9 +219,10 @@ def test_local_nodes_stop_when_serve_is_killed(processes: list[Proc], tmp_path: 
     node_pid = wait_for(lambda: next(iter(children(serve.pid)), None), timeout=60,
                         what="serve's local node")
     node_log = data / "nodes" / "node0" / "node.log"
-    wait_for(lambda: node_log.exists() and "registered as" in node_log.read_text(),
-             timeout=60, what="the node to register")
-    time.sleep(0.5)  # polling for work
+    # Registered, and polling for work: its log shows a claim (httpx logs each request).
+    wait_for(lambda: node_log.exists() and "registered as" in node_log.read_text()
+             and "/internal/tasks/claim" in node_log.read_text(),
+             timeout=60, what="the node to register and ask for work")
     os.kill(serve.pid, signal.SIGKILL)
     serve.popen.wait(timeout=10)
     killed = time.monotonic()

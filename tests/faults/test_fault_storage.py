@@ -12,9 +12,14 @@ import time
 from typing import IO, Any
 
 import pytest
-from fault_support import Farm, check_video, figure, long_doc, wait_for
 
 from framefarm.storage.local import StorageError
+from support.api import FINISHED
+from support.documents import long_doc
+from support.farm import Farm
+from support.figures import figure
+from support.polling import wait_for
+from support.video_checks import check_video
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -35,7 +40,7 @@ def run_with_refusals(farm: Farm, kind: str) -> Outcome:
     ``jobs/<job>/<kind>NNNN-....``), until the first task has failed; watch the job from
     another thread the whole time."""
     svc, client = farm.svc, farm.client
-    real_put = svc.storage.put_stream
+    real_put = svc.ctx.storage.put_stream
     refusing = threading.Event()
     refusing.set()
     refused: list[str] = []
@@ -46,11 +51,11 @@ def run_with_refusals(farm: Farm, kind: str) -> Outcome:
             raise StorageError("disk full")
         return real_put(key, stream, max_bytes)
 
-    svc.storage.put_stream = put_stream  # type: ignore[method-assign]
+    svc.ctx.storage.put_stream = put_stream  # type: ignore[method-assign]
     # Reports wait out a 503 for their patience: 1 s here, so the refusal fails the task.
     farm.start_nodes(2, report_patience=1.0)
     response = client.post("/v1/renders", json={"document": long_doc(4, shapes=4)},
-                           headers=farm.auth)
+                           headers=farm.admin)
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
 
@@ -62,28 +67,32 @@ def run_with_refusals(farm: Farm, kind: str) -> Outcome:
         """Every answer of GET /v1/renders/{id}: succeeded implies an export, and an export
         implies its whole file in storage."""
         nonlocal observations
-        while not done.is_set():
-            view = client.get(f"/v1/renders/{job_id}", headers=farm.auth).json()
+        while True:
+            view = client.get(f"/v1/renders/{job_id}", headers=farm.admin).json()
             observations += 1
             export = view["export"]
             if view["state"] == "succeeded" and export is None:
                 violations.append(f"seen succeeded without an export: {view}")
             if export is not None:
-                key = svc.store.get_export(None, export["id"])["storage_key"]
-                if not svc.storage.exists(key):
+                key = svc.exports.get(None, export["id"]).storage_key
+                if not svc.ctx.storage.exists(key):
                     violations.append(f"export {export['id']}: no file {key}")
-                elif svc.storage.size(key) != export["size"]:
-                    violations.append(f"export {export['id']}: {svc.storage.size(key)} bytes "
+                elif svc.ctx.storage.size(key) != export["size"]:
+                    size = svc.ctx.storage.size(key)
+                    violations.append(f"export {export['id']}: {size} bytes "
                                       f"stored, {export['size']} recorded")
-            if view["state"] in ("succeeded", "failed", "cancelled"):
+            if view["state"] in FINISHED:
                 return
-            time.sleep(0.005)
+            # Look again in 5 ms (as many answers as the app gives), until the job is
+            # finished or the test stops watching.
+            if done.wait(0.005):
+                return
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
         def messages() -> list[str]:
-            logs = client.get(f"/v1/renders/{job_id}/logs", headers=farm.auth).json()
+            logs = client.get(f"/v1/renders/{job_id}/logs", headers=farm.admin).json()
             return [line["message"] for line in logs]
 
         began = time.monotonic()
@@ -95,7 +104,7 @@ def run_with_refusals(farm: Farm, kind: str) -> Outcome:
         assert not watcher.is_alive(), "the job did not finish"
     finally:
         done.set()
-    job = client.get(f"/v1/renders/{job_id}", headers=farm.auth).json()
+    job = client.get(f"/v1/renders/{job_id}", headers=farm.admin).json()
     final = messages()
     return Outcome(job, final, refused, [m for m in final if "failed" in m], observations,
                    refusing_seconds, violations)
@@ -122,8 +131,8 @@ def test_storage_refusing_writes_fails_the_task_then_the_retry_succeeds(
         assert messages.index(f"{task} done") > messages.index(line)
     assert messages.count("job succeeded") == 1, messages
 
-    row = farm.svc.store.get_export(None, job["export"]["id"])
-    path = farm.svc.storage.local_path(row["storage_key"])
+    row = farm.svc.exports.get(None, job["export"]["id"])
+    path = farm.svc.ctx.storage.local_path(row.storage_key)
     check_video(path, job["frames"]["total"])
     # Nothing half-written left behind: the export is the job's only file.
     leftovers = sorted(p.name for p in path.parent.iterdir())

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (
+from support.media import (
     Stage,
     write_counter_clip,
     write_grid_png,

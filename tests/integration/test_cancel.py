@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from framefarm import engine, errors
-from helpers import files_in
+from support.files import files_in
 
 pytestmark = pytest.mark.ffmpeg
 

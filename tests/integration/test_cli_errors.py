@@ -16,7 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from framefarm.cli import app
-from helpers import files_in, write_solid_png, write_wav
+from support.files import files_in
+from support.media import write_solid_png, write_wav
 
 pytestmark = pytest.mark.ffmpeg
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from framefarm import engine
+from framefarm import media as probe
 from framefarm.document import loader
-from framefarm.ffmpeg import probe
-from helpers import IN_CI, skip_or_fail
+from support.ci import IN_CI, skip_or_fail
 
 pytestmark = pytest.mark.ffmpeg
 

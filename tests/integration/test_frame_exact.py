@@ -13,16 +13,16 @@ import pytest
 from typer.testing import CliRunner
 
 from framefarm import engine
+from framefarm import media as probe
 from framefarm.cli import app
 from framefarm.compositor.frame import Compositor
-from framefarm.ffmpeg import probe
-from helpers import (
+from support.documents import write_doc
+from support.files import files_in
+from support.media import (
     decode_audio,
     decode_video,
-    files_in,
     video_pts,
     window_rms,
-    write_doc,
     write_grid_png,
     write_wav,
 )

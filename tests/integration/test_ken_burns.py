@@ -9,7 +9,8 @@ import pytest
 
 from framefarm import engine
 from framefarm.compositor.frame import Compositor
-from helpers import Stage, decode_video, ring_radius
+from support.media import Stage, decode_video
+from support.pixels import ring_radius
 
 pytestmark = pytest.mark.ffmpeg
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from framefarm import engine
-from helpers import Stage, decode_audio, decode_video, write_wav
+from support.media import Stage, decode_audio, decode_video, write_wav
 
 pytestmark = pytest.mark.ffmpeg
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from framefarm import engine
+from framefarm import media as probe
 from framefarm.compositor.frame import Compositor
-from framefarm.ffmpeg import probe
-from helpers import Stage, decode_audio, decode_video, files_in, video_pts
+from support.files import files_in
+from support.media import Stage, decode_audio, decode_video, video_pts
 
 pytestmark = pytest.mark.ffmpeg
 

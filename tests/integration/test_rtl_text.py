@@ -12,7 +12,8 @@ from PIL import Image, ImageDraw, ImageFont, features
 from framefarm import engine
 from framefarm.compositor import text as ftext
 from framefarm.compositor.frame import Compositor
-from helpers import ink_bbox, ink_mask, skip_or_fail
+from support.ci import skip_or_fail
+from support.pixels import ink_bbox, ink_mask
 
 pytestmark = pytest.mark.ffmpeg
 

@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 from framefarm import engine, errors
 from framefarm.cli import app
 from framefarm.compositor.frame import Compositor
-from helpers import files_in, write_doc, write_grid_png
+from support.documents import write_doc
+from support.files import files_in
+from support.media import write_grid_png
 
 pytestmark = pytest.mark.ffmpeg
 

@@ -15,7 +15,7 @@ import pytest
 from framefarm import engine
 from framefarm.compositor.frame import Compositor
 from framefarm.compositor.video import VideoReader
-from helpers import (
+from support.media import (
     Stage,
     counter_index,
     decode_audio,

@@ -1,91 +1,34 @@
-"""Helpers for the fault tests: ``framefarm serve`` / ``framefarm worker`` as real processes
-(each in its own process group, killed with its children whatever happens), documents,
-polling, child processes from /proc, the database read-only, and the checks every test
-makes on the final video.
+"""``framefarm serve`` and ``framefarm worker`` as real processes on a free loopback port.
 
-Renders are small (360p, a few seconds); where a render must last long enough to be
-interrupted, it has more shapes rather than more pixels.
+Every process runs in its own process group, its output kept (and copied to a log file) for
+messages; the ``processes`` fixture SIGKILLs every group (a SIGSTOPped one too) whatever
+happens to the test. Child processes (a node's FFmpeg) are read from /proc.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import itertools
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import av
 import httpx
-import numpy as np
-from fastapi.testclient import TestClient
 
-from framefarm import engine
-from framefarm.api.service import Service
-from framefarm.ffmpeg import probe
-from framefarm.settings import Settings
-from framefarm.worker.agent import Agent
-from helpers import bearer, free_port, wait_for
-
-FPS = 30
-FINISHED = ("succeeded", "failed", "cancelled")
+from support.api import bearer, finished
+from support.polling import wait_for
 
 
-def figure(test: str, text: str) -> None:
-    """One line the lead can quote (run pytest with -s to see it)."""
-    print(f"\nFIGURE [{test}] {text}", flush=True)
-
-
-# -- documents ---------------------------------------------------------------------------------
-
-
-def output(**extra: Any) -> dict[str, Any]:
-    return {"size": "360p", "fps": FPS, "quality": "draft", **extra}
-
-
-def long_doc(seconds: float, shapes: int = 8) -> dict[str, Any]:
-    """Real per-frame work (rotating translucent shapes, a scaled title): about 100-200
-    frames a second on one core, so a render can be caught (and hurt) mid-chunk."""
-    colors = ["#ff5a00", "#00a0ff", "#40c040", "#c040c0"]
-    layers: list[dict[str, Any]] = [
-        {"type": "shape", "shape": "rounded", "x": 10 * i, "y": 8 * i, "width": 200,
-         "height": 160, "radius": 20, "fill": colors[i % 4], "opacity": 0.7,
-         "keyframes": {"x": [{"time": 0, "value": 0}, {"time": seconds, "value": 440}],
-                       "rotation": [{"time": 0, "value": 0},
-                                    {"time": seconds, "value": 360 + 15 * i}]}}
-        for i in range(shapes)]
-    layers.append({"type": "text", "text": "framefarm", "position": "center",
-                   "keyframes": {"scale": [{"time": 0, "value": 0.5},
-                                           {"time": seconds, "value": 1.5}]}})
-    return {"output": output(), "scenes": [{"duration": seconds, "background": "#101820",
-                                            "layers": layers}]}
-
-
-def write_fake_ffmpeg(path: Path, body: str) -> Path:
-    """An executable standing in for FFmpeg. It answers ``-hide_banner -version`` like
-    FFmpeg (the node asks at start-up) and runs ``body`` for anything else."""
-    path.write_text(
-        "#!/bin/sh\n"
-        'if [ "$2" = "-version" ]; then echo "ffmpeg version fault-test"; exit 0; fi\n'
-        f"{body}\n")
-    path.chmod(0o755)
-    return path
-
-
-# -- polling -----------------------------------------------------------------------------------
-
-
-
-
-
-# -- processes -----------------------------------------------------------------------------------
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def children(pid: int) -> list[int]:
@@ -152,10 +95,12 @@ def clean_env(**settings: Any) -> dict[str, str]:
 
 
 class Server:
-    """``framefarm serve --workers 0`` on a free port, and ``framefarm worker`` nodes."""
+    """``framefarm serve`` on a free port (with ``workers`` local nodes, none by default),
+    and ``framefarm worker`` nodes."""
 
-    def __init__(self, processes: list[Proc], data: Path, **settings: Any) -> None:
-        self.processes, self.data = processes, data
+    def __init__(self, processes: list[Proc], data: Path, *, workers: int = 0,
+                 **settings: Any) -> None:
+        self.processes, self.data, self.local_nodes = processes, data, workers
         self.env = clean_env(**settings)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -166,7 +111,7 @@ class Server:
 
     def start(self) -> Server:
         argv = [sys.executable, "-m", "framefarm", "serve", "--port", str(self.port),
-                "--workers", "0", "--data-dir", str(self.data)]
+                "--workers", str(self.local_nodes), "--data-dir", str(self.data)]
         self.proc = Proc(argv, self.env, self.data.parent / f"serve-{len(self.processes)}.log")
         self.processes.append(self.proc)
 
@@ -258,8 +203,9 @@ class Server:
 
     def wait_job(self, job_id: str, *, timeout: float = 90,
                  until: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
-        """Poll GET /v1/renders/{id} until it is finished (or ``until`` holds)."""
-        done = until or (lambda j: j["state"] in FINISHED)
+        """Poll GET /v1/renders/{id} until it is finished, a succeeded render with its
+        export (or until ``until`` holds)."""
+        done = until or finished
         last: dict[str, Any] = {}
 
         def check() -> dict[str, Any] | None:
@@ -300,93 +246,3 @@ class Server:
 
     def stop_and_close(self) -> None:
         self.http.close()
-
-
-# -- the app in-process ---------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Farm:
-    backend: str
-    settings: Settings
-    svc: Service
-    client: TestClient
-    admin_key: str
-    tmp: Path
-    agents: list[Agent] = dataclasses.field(default_factory=list)
-    threads: list[threading.Thread] = dataclasses.field(default_factory=list)
-    crashes: dict[str, BaseException] = dataclasses.field(default_factory=dict)
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.admin_key}"}
-
-    def start_nodes(self, count: int, **options: Any) -> list[Agent]:
-        """Agents in threads (``options``: e.g. report_patience)."""
-        started = []
-        for _ in range(count):
-            name = f"node{len(self.agents)}"
-            folder = self.tmp / "nodes" / name
-            folder.mkdir(parents=True)
-            agent = Agent("http://testserver", self.svc.enrolment_token, name=name,
-                          workdir=folder, poll_seconds=0.05, client=self.client, **options)
-            agent.register()
-
-            def run(agent: Agent = agent) -> None:
-                try:
-                    agent.run()
-                except BaseException as exc:  # reported by the fixture's teardown
-                    self.crashes[agent.name] = exc
-
-            thread = threading.Thread(target=run, name=name, daemon=True)
-            thread.start()
-            self.agents.append(agent)
-            self.threads.append(thread)
-            started.append(agent)
-        return started
-
-    def stop_nodes(self) -> None:
-        for agent in self.agents:
-            agent.stopping.set()
-        for thread in self.threads:
-            thread.join(timeout=30)
-            assert not thread.is_alive(), f"render node {thread.name} did not stop"
-        self.threads.clear()
-        assert not self.crashes, f"render nodes crashed: {self.crashes!r}"
-
-
-# -- checks -------------------------------------------------------------------------------------
-
-
-def check_video(path: Path, frames_total: int, size: tuple[int, int] = (640, 360)) -> None:
-    """Exactly the job's frames, lasting them to within one frame."""
-    info = probe.probe(path, count_frames=True)
-    assert info.video is not None and info.video.codec == "h264", info
-    assert (info.video.width, info.video.height) == size, info
-    assert info.video.frames == frames_total, (info.video.frames, frames_total)
-    assert abs(info.video.duration - frames_total / FPS) <= 1 / FPS, info.video.duration
-
-
-def _frames(path: Path) -> Iterator[np.ndarray]:
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            yield frame.to_ndarray(format="rgb24")
-
-
-def assert_frames_equal(farm_video: Path, document: dict[str, Any], folder: Path) -> int:
-    """Render ``document`` once in this process (lossless, one chunk) and compare every
-    decoded frame of ``farm_video`` with it, bit for bit. Returns the frame count."""
-    reference = folder / "reference.mp4"
-    engine.render(document, reference, quality="lossless", chunks=1)
-    count = 0
-    sentinel = object()
-    for i, (a, b) in enumerate(itertools.zip_longest(_frames(farm_video), _frames(reference),
-                                                     fillvalue=sentinel)):
-        assert a is not sentinel and b is not sentinel, f"frame counts differ at frame {i}"
-        assert isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
-        if not np.array_equal(a, b):
-            diff = int(np.abs(a.astype(int) - b.astype(int)).max())
-            raise AssertionError(f"frame {i} differs from the in-process render "
-                                 f"(max difference {diff})")
-        count += 1
-    return count
