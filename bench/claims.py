@@ -22,16 +22,22 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from framefarm.application.accounts import Accounts
 from framefarm.db import migrate
-from framefarm.queue import store as queue
+from framefarm.db import schema as t
+from framefarm.db.database import Database, open_database
+from framefarm.queue.lifecycle import Queue, TaskPlan
+from framefarm.queue.states import TaskKind
+from framefarm.repos import jobs, nodes
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def _worker(url: str, barrier: multiprocessing.synchronize.Barrier,
             out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    store = queue.open_store(url)
-    node, _ = store.register_node(f"bench-{uuid.uuid4().hex[:6]}", {})
+    db = open_database(url)
+    store = Queue(db)
+    node = _register(db, f"bench-{uuid.uuid4().hex[:6]}")
     claimed: list[str] = []
     latencies: list[float] = []
     barrier.wait()
@@ -41,28 +47,35 @@ def _worker(url: str, barrier: multiprocessing.synchronize.Barrier,
         latencies.append(time.perf_counter() - started)
         if task is None:
             break
-        store.complete(task.task_id, task.lease_token, None)
-        claimed.append(task.task_id)
+        assert task.lease_token is not None
+        store.complete(task.id, task.lease_token, None)
+        claimed.append(task.id)
     out.put((claimed, latencies))
-    store.close()
+    db.close()
 
 
-def _fill(store: queue.Store, tasks: int, tenants: int = 4, per_job: int = 10) -> None:
-    ids = [store.create_tenant(f"tenant{i}-{uuid.uuid4().hex[:6]}",
-                               max_concurrent_jobs=10**6)[0] for i in range(tenants)]
-    plan = [queue.TaskPlan("render", i, i * 30, (i + 1) * 30) for i in range(per_job)]
+def _register(db: Database, name: str) -> str:
+    with db.tx() as conn:
+        return nodes.register(conn, name, {}, now=db.now())[0]
+
+
+def _fill(db: Database, tasks: int, tenants: int = 4, per_job: int = 10) -> None:
+    accounts, queue = Accounts(db), Queue(db)
+    ids = [accounts.create_tenant(f"tenant{i}-{uuid.uuid4().hex[:6]}",
+                                  max_concurrent_jobs=10**6)[0] for i in range(tenants)]
+    plan = [TaskPlan(TaskKind.RENDER, i, i * 30, (i + 1) * 30) for i in range(per_job)]
     for n in range(tasks // per_job):
-        store.submit(ids[n % tenants], kind="render", document={}, options={}, assets={},
+        queue.submit(ids[n % tenants], kind="render", document={}, options={}, assets={},
                      frames_total=per_job * 30, fps=30, plan=plan, priority=n % 3)
 
 
-def explain(store: queue.Store) -> str:
-    node, _ = store.register_node("explain", {})
-    query = store._candidates(node, store.now()).with_for_update(skip_locked=True,
-                                                                 of=queue.t.tasks)
+def explain(db: Database) -> str:
+    node = _register(db, "explain")
+    query = jobs.claim_candidates(node, db.now()).with_for_update(skip_locked=True,
+                                                                  of=t.tasks)
     compiled = query.compile(dialect=postgresql.dialect(),
                              compile_kwargs={"literal_binds": True})
-    with store.engine.connect() as conn:
+    with db.engine.connect() as conn:
         rows = conn.execute(sa.text(f"EXPLAIN ANALYZE {compiled}")).all()
     return "\n".join(row[0] for row in rows)
 
@@ -85,7 +98,7 @@ def main() -> int:
         url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     try:
         migrate.upgrade(url)
-        store = queue.open_store(url)
+        store = open_database(url)
         _fill(store, args.tasks)
         if not args.sqlite:
             print("claim query plan (PostgreSQL, EXPLAIN ANALYZE, "

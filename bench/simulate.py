@@ -3,7 +3,7 @@
     python bench/simulate.py --fps-per-node 16.5 --audio 3.2 --assemble-per-minute 1.1
 
 The farm splits a render into chunks with the same rule as the service
-(``queue.store.plan_render``: chunks of at least ``min_chunk_seconds``, about two per node
+(``chunks.plan``: chunks of at least ``min_chunk_seconds``, about two per node
 for few nodes), runs the audio mix as one more task, and the assemble task after all of
 them. Each node takes the next task as soon as it is free (greedy list scheduling, as the
 queue's claim does). A task costs a fixed start-up (claim, input download, compositor
@@ -20,15 +20,14 @@ from __future__ import annotations
 import argparse
 import heapq
 
-from framefarm.queue.store import plan_render
+from framefarm import chunks
 
 
 def simulate(*, frames: int, fps: int, nodes: int, fps_per_node: float, startup: float,
              upload_per_chunk: float, audio: float, assemble: float,
              min_chunk_seconds: float) -> float:
-    plan = plan_render(frames, fps, nodes, min_chunk_seconds)
-    work = [startup + (p.frame_end - p.frame_start) / fps_per_node + upload_per_chunk
-            for p in plan if p.kind == "render"]
+    plan = chunks.plan(frames, fps, nodes=nodes, min_chunk_seconds=min_chunk_seconds)
+    work = [startup + (end - start) / fps_per_node + upload_per_chunk for start, end in plan]
     work.append(startup + audio)
     free = [0.0] * nodes  # when each node is next free
     heapq.heapify(free)
@@ -69,10 +68,10 @@ def main() -> int:
                         audio=args.audio, assemble=assemble,
                         min_chunk_seconds=args.min_chunk_seconds)
         base = base or wall * counts[0]  # the first count's wall, per node
-        chunks = sum(p.kind == "render" for p in plan_render(frames, args.fps, n,
-                                                             args.min_chunk_seconds))
+        count = len(chunks.plan(frames, args.fps, nodes=n,
+                                min_chunk_seconds=args.min_chunk_seconds))
         speedup = base / wall
-        print(f"{n:>6} {chunks:>7} {wall:>8.1f} {speedup:>8.2f}x {speedup / n:>10.0%}")
+        print(f"{n:>6} {count:>7} {wall:>8.1f} {speedup:>8.2f}x {speedup / n:>10.0%}")
     return 0
 
 

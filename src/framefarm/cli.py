@@ -5,13 +5,15 @@ Exit codes: 0 done, 1 the render failed, 2 the document (or its data/assets) is 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -27,6 +29,9 @@ from rich.progress import (
 
 from framefarm import engine, errors
 from framefarm.document import loader, models
+
+if TYPE_CHECKING:
+    from framefarm.application.accounts import Accounts
 
 app = typer.Typer(
     add_completion=False,
@@ -62,6 +67,8 @@ def _frames(spec: str | None) -> tuple[int, int] | None:
 
 
 def _fail(exc: BaseException) -> typer.Exit:
+    if isinstance(exc, errors.FrameSelectionError):
+        exc = exc.labelled(f"--{exc.field}")  # its fields are named like our options
     if isinstance(exc, errors.FramefarmError):
         label = "invalid" if isinstance(exc, errors.DocumentError) else "failed"
         err.print(f"[bold red]{label}:[/] ", end="")
@@ -205,7 +212,7 @@ def serve(
 
     Example: framefarm serve --port 8700 --workers 2
     """
-    from framefarm.service import serve as run_service
+    from framefarm.serve import serve as run_service
 
     settings = _settings(data_dir, public_url=None if host in ("0.0.0.0", "::") else
                          f"http://{host}:{port}")
@@ -308,6 +315,23 @@ def migrate(data_dir: DataDirOpt = None) -> None:
     out.print(f"[green]database at revision[/] {migrations.current(settings.db_url)}")
 
 
+@contextlib.contextmanager
+def _accounts(data_dir: Path | None) -> Iterator[Accounts]:
+    """The tenants and keys of the configured database; a refusal is printed, exit 1."""
+    from framefarm.application.accounts import Accounts
+    from framefarm.db.database import open_database
+    from framefarm.queue.errors import ServiceError
+
+    db = open_database(_settings(data_dir).db_url)
+    try:
+        yield Accounts(db)
+    except ServiceError as exc:
+        err.print(f"[bold red]failed:[/] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        db.close()
+
+
 @admin_app.command("create-tenant")
 def create_tenant(
     name: Annotated[str, typer.Argument(help="the tenant's unique name")],
@@ -318,15 +342,8 @@ def create_tenant(
 
     Example: framefarm admin create-tenant acme
     """
-    from framefarm.queue import store
-
-    settings = _settings(data_dir)
-    db = store.open_store(settings.db_url)
-    try:
-        tenant_id, key = db.create_tenant(name, admin=admin)
-    except store.QueueError as exc:
-        err.print(f"[bold red]failed:[/] {exc}")
-        raise typer.Exit(1) from None
+    with _accounts(data_dir) as accounts:
+        tenant_id, key = accounts.create_tenant(name, admin=admin)
     out.print(f"tenant {tenant_id}\napi key {key}")
 
 
@@ -340,14 +357,8 @@ def create_key(
 
     Example: framefarm admin create-key ten_0123456789abcdef
     """
-    from framefarm.queue import store
-
-    db = store.open_store(_settings(data_dir).db_url)
-    try:
-        key = db.create_key(tenant_id, admin=admin)
-    except store.QueueError as exc:
-        err.print(f"[bold red]failed:[/] {exc}")
-        raise typer.Exit(1) from None
+    with _accounts(data_dir) as accounts:
+        key = accounts.create_key(tenant_id, admin=admin)
     out.print(f"api key {key}")
 
 

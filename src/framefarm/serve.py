@@ -14,8 +14,8 @@ import httpx
 import uvicorn
 from rich.console import Console
 
-from framefarm import engine, logs
-from framefarm.api.app import build_service, create_app
+from framefarm import application, engine, logs
+from framefarm.api.app import create_app
 from framefarm.db import migrate
 from framefarm.settings import Settings
 
@@ -55,20 +55,20 @@ def serve(settings: Settings, *, host: str, port: int, workers: int | None,
     logs.setup(settings.log_json)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.db_url)
-    svc = build_service(settings)
-    if svc.store.count_tenants() == 0:
-        tenant_id, key = svc.store.create_tenant("admin", admin=True)
+    app = application.build(settings)
+    if app.accounts.count_tenants() == 0:
+        tenant_id, key = app.accounts.create_tenant("admin", admin=True)
         console.print(f"[bold]created the admin tenant {tenant_id}; its API key (shown once):"
                       f"[/]\n{key}")
-    app = create_app(settings, svc)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    api = create_app(settings, app)
+    server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning"))
     count = engine.cores() if workers is None else workers
     local = f"http://127.0.0.1:{port}"
     nodes: list[subprocess.Popen[bytes]] = []
 
     def launch() -> None:
         if count and _wait_healthy(local):
-            nodes.extend(start_nodes(local, svc.enrolment_token, count,
+            nodes.extend(start_nodes(local, app.ctx.enrolment_token, count,
                                      settings.data_dir.resolve() / "nodes"))
             console.print(f"started {count} local render node(s)")
 
@@ -91,4 +91,4 @@ def serve(settings: Settings, *, host: str, port: int, workers: int | None,
                 node.wait(10)
             except subprocess.TimeoutExpired:
                 node.kill()
-        svc.store.close()
+        app.close()

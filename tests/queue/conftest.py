@@ -19,42 +19,27 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from queue_support import (
-    ADMIN_URL,
-    IN_CI,
-    Farm,
-    connect_admin,
+
+from framefarm.clock import ManualClock
+from framefarm.db import migrate
+from framefarm.queue.lifecycle import QueueSettings
+from support.database import (
     create_database,
     drop_database,
     empty_all_tables,
     new_database_name,
-    safe_url,
+    require_postgres,
 )
-
-from framefarm.db import migrate
-from framefarm.queue.clock import ManualClock
-from framefarm.queue.store import QueueSettings, Store, open_store
+from support.queue_farm import Farm, open_store
+from support.queue_farm import QueueStore as Store
 
 BACKENDS = ["sqlite", "postgresql"]
-
-
-def _postgres_unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: the PostgreSQL tests must not be skipped)",
-                    pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def pg_admin_url() -> str:
     """The admin connection URL, checked to be reachable."""
-    try:
-        with connect_admin(ADMIN_URL) as conn:
-            conn.execute("SELECT 1")
-    except Exception as exc:
-        _postgres_unavailable(f"PostgreSQL at {safe_url(ADMIN_URL)} is not reachable: {exc}; "
-                              "set FRAMEFARM_TEST_POSTGRES_URL to an admin URL")
-    return ADMIN_URL
+    return require_postgres()
 
 
 @pytest.fixture(scope="session")
@@ -113,14 +98,15 @@ def settings() -> QueueSettings:
 
 
 @pytest.fixture
-def make_store(db_url: str, clock: ManualClock,
-               settings: QueueSettings) -> Iterator[Callable[..., Store]]:
+def make_store(db_url: str, clock: ManualClock, settings: QueueSettings,
+               tmp_path: Path) -> Iterator[Callable[..., Store]]:
     """Open (more) stores on the test's database, e.g. to simulate a restarted server;
     every one is closed after the test."""
     opened: list[Store] = []
 
     def make(clock_: ManualClock | None = None, settings_: QueueSettings | None = None) -> Store:
-        store = open_store(db_url, clock_ or clock, settings_ or settings)
+        store = open_store(db_url, clock_ or clock, settings_ or settings,
+                           storage_dir=tmp_path / f"data{len(opened)}")
         opened.append(store)
         return store
 
@@ -140,8 +126,9 @@ def farm(store: Store, clock: ManualClock) -> Farm:
 
 
 @pytest.fixture
-def pg_farm(pg_url: str, clock: ManualClock, settings: QueueSettings) -> Iterator[Farm]:
+def pg_farm(pg_url: str, clock: ManualClock, settings: QueueSettings,
+            tmp_path: Path) -> Iterator[Farm]:
     """PostgreSQL only: for interleavings that SQLite's whole-database write lock rules out."""
-    store = open_store(pg_url, clock, settings)
+    store = open_store(pg_url, clock, settings, storage_dir=tmp_path / "data")
     yield Farm(store, clock)
     store.close()

@@ -11,10 +11,10 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from queue_support import create_database, drop_database, new_database_name
 from sqlalchemy.pool import NullPool
 
 from framefarm.db import migrate, schema
+from support.database import create_database, drop_database, new_database_name
 
 
 def _diff(url: str) -> list[object]:
@@ -100,11 +100,11 @@ def test_downgrade_to_base_and_up_again(fresh_url: str) -> None:
     assert _diff(fresh_url) == []
 
 
-def test_upgraded_database_serves_the_store(fresh_url: str) -> None:
-    from framefarm.queue.store import open_store
+def test_upgraded_database_serves_the_store(fresh_url: str, tmp_path: Path) -> None:
+    from support.queue_farm import open_store
 
     migrate.upgrade(fresh_url)
-    store = open_store(fresh_url)
+    store = open_store(fresh_url, storage_dir=tmp_path)
     try:
         tenant, key = store.create_tenant("acme")
         assert store.authenticate(key) == (tenant, False)

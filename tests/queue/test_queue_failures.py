@@ -6,11 +6,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from queue_support import Farm
 
-from framefarm.queue.clock import ManualClock
+from framefarm.clock import ManualClock
+from framefarm.queue.errors import Conflict, NotFound, StaleLease
+from framefarm.queue.lifecycle import QueueSettings
 from framefarm.queue.states import JobState, TaskState
-from framefarm.queue.store import Conflict, NotFound, QueueSettings, StaleLease
+from support.queue_farm import Farm
 
 BACKOFF = QueueSettings(lease_seconds=30, max_attempts=4, retry_backoff_seconds=10,
                         node_block_failures=99, max_concurrent_jobs=100)
@@ -22,7 +23,7 @@ NO_BACKOFF = QueueSettings(lease_seconds=30, max_attempts=5, retry_backoff_secon
 def test_failures_back_off_exponentially_then_fail_the_job(
         farm: Farm, clock: ManualClock, settings: QueueSettings) -> None:
     job = farm.render_job(farm.tenant(), renders=2)
-    n1, n2 = farm.nodes(2)
+    n1, n2, n3 = farm.nodes(3)
     claim = farm.claim(n1)
     other = farm.claim(n2)  # render 1 keeps running meanwhile
     assert (claim.idx, other.idx) == (0, 1)
@@ -39,13 +40,13 @@ def test_failures_back_off_exponentially_then_fail_the_job(
     node = n1
     for attempt, delay in ((1, 10.0), (2, 20.0), (3, 40.0)):
         row = farm.store.fail(claim.task_id, claim.lease_token, f"boom {attempt}")
-        assert row["state"] == JobState.RUNNING
+        assert row.state == JobState.RUNNING
         task = farm.task(claim.task_id)
-        assert (task["state"], task["failures"], task["requeues"]) == (
+        assert (task.state, task.failures, task.requeues) == (
             TaskState.QUEUED, attempt, 0)
-        assert task["not_before"] == clock.now() + dt.timedelta(seconds=delay)
-        assert task["error"] == f"boom {attempt}"
-        assert task["last_failed_node"] == node
+        assert task.not_before == clock.now() + dt.timedelta(seconds=delay)
+        assert task.error == f"boom {attempt}"
+        assert task.last_failed_node == node
         with pytest.raises(StaleLease):
             farm.store.heartbeat(claim.task_id, claim.lease_token)
         # The audio task is free meanwhile; after it, nothing is runnable until the backoff.
@@ -57,23 +58,23 @@ def test_failures_back_off_exponentially_then_fail_the_job(
         wait(delay - 0.5)
         assert farm.store.claim(n1) is None, f"claimed before the {delay}s backoff ended"
         wait(0.5)
-        node = (n1, n2)[attempt % 2]
+        node = (n1, n3)[attempt % 2]  # n2 is busy with render 1
         claim = farm.claim(node)
         assert claim.idx == 0
     row = farm.store.fail(claim.task_id, claim.lease_token, "boom 4", step="render")
-    assert row["state"] == JobState.FAILED
-    assert (row["error"], row["failed_step"]) == ("boom 4", "render")
-    assert row["finished_at"] == clock.now()
-    states = farm.task_states(job["id"])
+    assert row.state == JobState.FAILED
+    assert (row.error, row.failed_step) == ("boom 4", "render")
+    assert row.finished_at == clock.now()
+    states = farm.task_states(job.id)
     assert states == {"render0": TaskState.FAILED, "render1": TaskState.CANCELLED,
                       "audio2": TaskState.SUCCEEDED, "assemble3": TaskState.CANCELLED}
-    assert farm.task(claim.task_id)["failures"] == 4
+    assert farm.task(claim.task_id).failures == 4
     # The other node is told to stop and cannot report success any more.
     assert farm.store.heartbeat(other.task_id, other.lease_token) == "cancel"
     with pytest.raises(StaleLease):
         farm.store.complete(other.task_id, other.lease_token, "late")
     assert farm.store.claim(n1) is None
-    assert farm.store.summary(farm.job(job["id"])).step == "failed"
+    assert farm.store.summary(farm.job(job.id)).step == "failed"
 
 
 @pytest.mark.parametrize("settings", [NO_BACKOFF], ids=["nobackoff"])
@@ -109,17 +110,17 @@ def test_node_failing_a_job_repeatedly_is_blocked_from_it(
     n1, n2 = farm.nodes(2)
     for _ in range(settings.node_block_failures):
         claim = farm.claim(n1)
-        assert claim.job_id == job["id"]
+        assert claim.job_id == job.id
         farm.store.fail(claim.task_id, claim.lease_token, "gpu fell off the bus")
     assert farm.store.claim(n1) is None, "a blocked node was handed the job again"
-    assert farm.store.get_node(n1)["tasks_failed"] == settings.node_block_failures
+    assert farm.store.get_node(n1).tasks_failed == settings.node_block_failures
     # Only this job is blocked: the node still gets other jobs.
     other = farm.snapshot_job(tenant)
-    assert farm.claim(n1).job_id == other["id"]
+    assert farm.claim(n1).job_id == other.id
     rescue = farm.claim(n2)
-    assert rescue.job_id == job["id"]
-    assert farm.finish(rescue)["state"] == JobState.SUCCEEDED
-    assert any("blocked" in log["message"] for log in farm.store.logs(tenant, job["id"]))
+    assert rescue.job_id == job.id
+    assert farm.finish(rescue).state == JobState.SUCCEEDED
+    assert any("blocked" in log.message for log in farm.store.logs(tenant, job.id))
 
 
 @pytest.mark.parametrize("settings", [NO_BACKOFF], ids=["nobackoff"])
@@ -131,16 +132,16 @@ def test_permanent_failure_fails_the_job_at_once(farm: Farm, settings: QueueSett
     running = farm.claim(n2)
     row = farm.store.fail(bad.task_id, bad.lease_token, "font not found", permanent=True,
                           step="validate")
-    assert (row["state"], row["error"], row["failed_step"]) == (
+    assert (row.state, row.error, row.failed_step) == (
         JobState.FAILED, "font not found", "validate")
-    assert farm.task(bad.task_id)["failures"] == 1
-    assert farm.task_states(job["id"]) == {
+    assert farm.task(bad.task_id).failures == 1
+    assert farm.task_states(job.id) == {
         "render0": TaskState.FAILED, "render1": TaskState.CANCELLED,
         "audio2": TaskState.CANCELLED, "assemble3": TaskState.CANCELLED}
     assert farm.store.heartbeat(running.task_id, running.lease_token) == "cancel"
     assert farm.store.claim(n1) is None
-    errors = farm.store.logs(tenant, job["id"], level="error")
-    assert len(errors) == 1 and "font not found" in errors[0]["message"]
+    errors = farm.store.logs(tenant, job.id, level="error")
+    assert len(errors) == 1 and "font not found" in errors[0].message
 
 
 @pytest.mark.parametrize("settings", [NO_BACKOFF], ids=["nobackoff"])
@@ -148,7 +149,7 @@ def test_failed_step_defaults_to_the_task_kind(farm: Farm, settings: QueueSettin
     farm.snapshot_job(farm.tenant())
     claim = farm.claim(farm.node())
     row = farm.store.fail(claim.task_id, claim.lease_token, "bad", permanent=True)
-    assert row["failed_step"] == "snapshot"
+    assert row.failed_step == "snapshot"
 
 
 def test_cancel_stops_queued_tasks_now_and_running_ones_at_their_next_report(
@@ -157,34 +158,34 @@ def test_cancel_stops_queued_tasks_now_and_running_ones_at_their_next_report(
     job = farm.render_job(tenant, renders=2)
     n1, n2 = farm.nodes(2)
     running = farm.claim(n1)
-    row = farm.store.cancel(tenant, job["id"])
-    assert (row["state"], row["step"]) == (JobState.CANCELLED, "cancelled")
-    assert row["finished_at"] == clock.now()
-    assert set(farm.task_states(job["id"]).values()) == {TaskState.CANCELLED}
+    row = farm.store.cancel(tenant, job.id)
+    assert (row.state, row.step) == (JobState.CANCELLED, "cancelled")
+    assert row.finished_at == clock.now()
+    assert set(farm.task_states(job.id).values()) == {TaskState.CANCELLED}
     assert farm.store.claim(n2) is None
     assert farm.store.heartbeat(running.task_id, running.lease_token) == "cancel"
     with pytest.raises(StaleLease):
         farm.store.complete(running.task_id, running.lease_token, "late")
     with pytest.raises(StaleLease):
         farm.store.fail(running.task_id, running.lease_token, "killed")
-    assert farm.job(job["id"])["state"] == JobState.CANCELLED
+    assert farm.job(job.id).state == JobState.CANCELLED
     with pytest.raises(Conflict):
-        farm.store.cancel(tenant, job["id"])
+        farm.store.cancel(tenant, job.id)
     # A node that never reports again does not keep the cancelled task leased forever.
     clock.advance(31)
     farm.store.requeue_expired()
-    assert farm.task(running.task_id)["lease_token"] is None
-    assert farm.task(running.task_id)["state"] == TaskState.CANCELLED
+    assert farm.task(running.task_id).lease_token is None
+    assert farm.task(running.task_id).state == TaskState.CANCELLED
 
 
 def test_finished_jobs_cannot_be_cancelled(farm: Farm) -> None:
     tenant = farm.tenant()
     job = farm.snapshot_job(tenant)
     farm.run_all(farm.node())
-    assert farm.job(job["id"])["state"] == JobState.SUCCEEDED
+    assert farm.job(job.id).state == JobState.SUCCEEDED
     with pytest.raises(Conflict):
-        farm.store.cancel(tenant, job["id"])
-    assert farm.job(job["id"])["state"] == JobState.SUCCEEDED
+        farm.store.cancel(tenant, job.id)
+    assert farm.job(job.id).state == JobState.SUCCEEDED
 
 
 @pytest.mark.parametrize("settings", [NO_BACKOFF], ids=["nobackoff"])
@@ -195,39 +196,39 @@ def test_retry_makes_a_new_attempt_with_the_same_ranges(
     old = farm.render_job(tenant, renders=3, frames_per_chunk=7, priority=4)
     claim = farm.claim(farm.node())
     if how == "cancelled":
-        farm.store.cancel(tenant, old["id"])
+        farm.store.cancel(tenant, old.id)
     else:
         farm.store.fail(claim.task_id, claim.lease_token, "bad", permanent=True)
-    assert farm.job(old["id"])["state"] == how
-    new = farm.store.retry(tenant, old["id"])
-    assert new["id"] != old["id"]
-    assert (new["state"], new["attempt"], new["retry_of"]) == (JobState.QUEUED, 2, old["id"])
+    assert farm.job(old.id).state == how
+    new = farm.store.retry(tenant, old.id)
+    assert new.id != old.id
+    assert (new.state, new.attempt, new.retry_of) == (JobState.QUEUED, 2, old.id)
     for key in ("tenant_id", "kind", "document", "options", "assets", "frames_total", "fps",
                 "priority"):
-        assert new[key] == old[key], key
+        assert getattr(new, key) == getattr(old, key), key
 
     def ranges(job_id: str) -> list[tuple[str, int, int, int]]:
-        return [(t["kind"], t["idx"], t["frame_start"], t["frame_end"])
+        return [(t.kind, t.idx, t.frame_start, t.frame_end)
                 for t in farm.tasks(job_id)]
 
-    assert ranges(new["id"]) == ranges(old["id"])
-    assert farm.task_states(new["id"]) == {
+    assert ranges(new.id) == ranges(old.id)
+    assert farm.task_states(new.id) == {
         "render0": TaskState.QUEUED, "render1": TaskState.QUEUED, "render2": TaskState.QUEUED,
         "audio3": TaskState.QUEUED, "assemble4": TaskState.WAITING}
-    assert farm.job(old["id"])["state"] == how  # the old attempt stays as it was
-    third = farm.store.retry(tenant, old["id"])
-    assert third["attempt"] == 2  # counted from the job retried
-    farm.store.cancel(tenant, new["id"])
-    assert farm.store.retry(tenant, new["id"])["attempt"] == 3
+    assert farm.job(old.id).state == how  # the old attempt stays as it was
+    third = farm.store.retry(tenant, old.id)
+    assert third.attempt == 2  # counted from the job retried
+    farm.store.cancel(tenant, new.id)
+    assert farm.store.retry(tenant, new.id).attempt == 3
 
 
 def test_only_failed_or_cancelled_jobs_can_be_retried(farm: Farm) -> None:
     tenant = farm.tenant()
     queued = farm.snapshot_job(tenant)
     with pytest.raises(Conflict):
-        farm.store.retry(tenant, queued["id"])
+        farm.store.retry(tenant, queued.id)
     farm.run_all(farm.node())
     with pytest.raises(Conflict):
-        farm.store.retry(tenant, queued["id"])
+        farm.store.retry(tenant, queued.id)
     with pytest.raises(NotFound):
         farm.store.retry(tenant, "job_missing")

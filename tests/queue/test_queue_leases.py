@@ -3,15 +3,18 @@ fenced off, and a restarted server picks up where the last one stopped."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 
 import pytest
-from queue_support import Farm
 
-from framefarm.queue.clock import ManualClock
+from framefarm.clock import ManualClock
+from framefarm.queue.errors import StaleLease
+from framefarm.queue.lifecycle import QueueSettings
 from framefarm.queue.states import JobState, TaskState
-from framefarm.queue.store import QueueSettings, StaleLease, Store
+from support.queue_farm import Farm
+from support.queue_farm import QueueStore as Store
 
 LEASE = 30.0
 
@@ -21,18 +24,20 @@ def test_expired_lease_requeues_the_task_to_another_node(farm: Farm, clock: Manu
     n1, n2 = farm.nodes(2)
     first = farm.claim(n1)
     clock.advance(LEASE - 1)
+    farm.store.requeue_expired()  # the server's upkeep loop
     assert farm.store.claim(n2) is None, "the lease has not expired yet"
     clock.advance(2)
+    farm.store.requeue_expired()  # the server's upkeep loop
     second = farm.claim(n2)
     assert second.task_id == first.task_id
     assert second.lease_token != first.lease_token
     task = farm.task(first.task_id)
-    assert (task["state"], task["node_id"], task["requeues"], task["failures"]) == (
+    assert (task.state, task.node_id, task.requeues, task.failures) == (
         TaskState.RUNNING, n2, 1, 0)
-    assert farm.store.get_node(n1)["crashes"] == 1
-    assert farm.job(job["id"])["state"] == JobState.RUNNING
+    assert farm.store.get_node(n1).crashes == 1
+    assert farm.job(job.id).state == JobState.RUNNING
     farm.finish(second)
-    assert farm.job(job["id"])["state"] == JobState.SUCCEEDED
+    assert farm.job(job.id).state == JobState.SUCCEEDED
 
 
 def test_requeue_expired_is_what_claim_relies_on(farm: Farm, clock: ManualClock) -> None:
@@ -43,7 +48,7 @@ def test_requeue_expired_is_what_claim_relies_on(farm: Farm, clock: ManualClock)
     assert farm.store.requeue_expired() == 1
     assert farm.store.requeue_expired() == 0
     task = farm.task(claim.task_id)
-    assert (task["state"], task["lease_token"], task["node_id"]) == (TaskState.QUEUED, None, None)
+    assert (task.state, task.lease_token, task.node_id) == (TaskState.QUEUED, None, None)
 
 
 def test_heartbeats_keep_the_lease(farm: Farm, clock: ManualClock) -> None:
@@ -53,10 +58,11 @@ def test_heartbeats_keep_the_lease(farm: Farm, clock: ManualClock) -> None:
     for beat in range(10):  # 10 x 20 s: well past one lease
         clock.advance(LEASE * 2 / 3)
         assert farm.store.heartbeat(claim.task_id, claim.lease_token, frames_done=0) == "continue"
+        farm.store.requeue_expired()  # the server's upkeep loop
         assert farm.store.claim(n2) is None, f"requeued despite heartbeat {beat}"
     task = farm.task(claim.task_id)
-    assert task["lease_expires_at"] == clock.now() + dt.timedelta(seconds=LEASE)
-    assert (task["state"], task["node_id"], task["requeues"]) == (TaskState.RUNNING, n1, 0)
+    assert task.lease_expires_at == clock.now() + dt.timedelta(seconds=LEASE)
+    assert (task.state, task.node_id, task.requeues) == (TaskState.RUNNING, n1, 0)
     farm.finish(claim)
 
 
@@ -64,12 +70,12 @@ def test_heartbeat_records_progress_within_the_chunk(farm: Farm) -> None:
     job = farm.render_job(farm.tenant(), renders=2, frames_per_chunk=10)
     claim = farm.claim(farm.node())
     farm.store.heartbeat(claim.task_id, claim.lease_token, frames_done=4, preview_key="p/1.png")
-    assert farm.task(claim.task_id)["frames_done"] == 4
-    assert farm.job(job["id"])["preview_key"] == "p/1.png"
+    assert farm.task(claim.task_id).frames_done == 4
+    assert farm.job(job.id).preview_key == "p/1.png"
     farm.store.heartbeat(claim.task_id, claim.lease_token, frames_done=999)
-    assert farm.task(claim.task_id)["frames_done"] == 10
+    assert farm.task(claim.task_id).frames_done == 10
     farm.store.heartbeat(claim.task_id, claim.lease_token, frames_done=-5)
-    assert farm.task(claim.task_id)["frames_done"] == 0
+    assert farm.task(claim.task_id).frames_done == 0
 
 
 def test_wrong_token_is_stale_for_every_write(farm: Farm) -> None:
@@ -85,8 +91,8 @@ def test_wrong_token_is_stale_for_every_write(farm: Farm) -> None:
         with pytest.raises(StaleLease):
             write()
     task = farm.task(claim.task_id)
-    assert (task["state"], task["failures"]) == (TaskState.RUNNING, 0)
-    assert farm.store.task_for_node(claim.task_id, claim.lease_token)["id"] == claim.task_id
+    assert (task.state, task.failures) == (TaskState.RUNNING, 0)
+    assert farm.store.task_for_node(claim.task_id, claim.lease_token).id == claim.task_id
 
 
 def test_token_is_spent_once_the_task_is_done(farm: Farm) -> None:
@@ -100,7 +106,7 @@ def test_token_is_spent_once_the_task_is_done(farm: Farm) -> None:
     ):
         with pytest.raises(StaleLease):
             write()
-    assert farm.task(claim.task_id)["state"] == TaskState.SUCCEEDED
+    assert farm.task(claim.task_id).state == TaskState.SUCCEEDED
 
 
 def test_after_a_requeue_only_the_new_lease_may_write(farm: Farm, clock: ManualClock) -> None:
@@ -108,6 +114,7 @@ def test_after_a_requeue_only_the_new_lease_may_write(farm: Farm, clock: ManualC
     n1, n2 = farm.nodes(2)
     old = farm.claim(n1)
     clock.advance(LEASE + 1)
+    farm.store.requeue_expired()  # the server's upkeep loop
     new = farm.claim(n2)
     assert new.task_id == old.task_id
     with pytest.raises(StaleLease):
@@ -117,12 +124,12 @@ def test_after_a_requeue_only_the_new_lease_may_write(farm: Farm, clock: ManualC
     with pytest.raises(StaleLease):
         farm.store.fail(old.task_id, old.lease_token, "late failure")
     task = farm.task(old.task_id)
-    assert (task["state"], task["node_id"], task["failures"]) == (TaskState.RUNNING, n2, 0)
+    assert (task.state, task.node_id, task.failures) == (TaskState.RUNNING, n2, 0)
     assert farm.store.heartbeat(new.task_id, new.lease_token) == "continue"
     done = farm.store.complete(new.task_id, new.lease_token, "from-n2")
-    assert done["state"] == JobState.SUCCEEDED
-    assert done["result_key"] == "from-n2"
-    assert farm.job(job["id"])["result_key"] == "from-n2"
+    assert done.state == JobState.SUCCEEDED
+    assert done.result_key == "from-n2"
+    assert farm.job(job.id).result_key == "from-n2"
 
 
 def test_restart_loses_nothing(farm: Farm, clock: ManualClock,
@@ -135,32 +142,33 @@ def test_restart_loses_nothing(farm: Farm, clock: ManualClock,
     alive = farm.claim(n1)  # keeps heartbeating across the restart
     dead = farm.claim(n2)   # its node goes quiet
     farm.store.heartbeat(alive.task_id, alive.lease_token, frames_done=3)
-    before = {t["id"]: dict(t) for t in farm.tasks(job["id"])}
+    before = {t.id: dataclasses.asdict(t) for t in farm.tasks(job.id)}
     farm.store.close()  # the server stops ...
 
     clock.advance(LEASE * 2 / 3)
     restarted = make_store()  # ... and a new one starts on the same database
     again = Farm(restarted, clock)
-    assert {t["id"]: dict(t) for t in again.tasks(job["id"])} == before
-    row = again.job(job["id"])
-    assert (row["state"], row["tenant_id"]) == (JobState.RUNNING, tenant)
+    assert {t.id: dataclasses.asdict(t) for t in again.tasks(job.id)} == before
+    row = again.job(job.id)
+    assert (row.state, row.tenant_id) == (JobState.RUNNING, tenant)
     assert restarted.authenticate_node(n1, "wrong") is False
     assert restarted.heartbeat(alive.task_id, alive.lease_token, frames_done=7) == "continue"
 
     clock.advance(LEASE * 2 / 3)  # past the quiet node's lease, not the live one's
+    restarted.requeue_expired()  # the restarted server's upkeep loop
     takeover = again.claim(n3)
     assert takeover.task_id == dead.task_id
     moved = again.task(dead.task_id)
-    assert (moved["node_id"], moved["requeues"], moved["failures"]) == (n3, 1, 0)
-    assert again.task(alive.task_id)["state"] == TaskState.RUNNING
+    assert (moved.node_id, moved.requeues, moved.failures) == (n3, 1, 0)
+    assert again.task(alive.task_id).state == TaskState.RUNNING
     with pytest.raises(StaleLease):
         restarted.complete(dead.task_id, dead.lease_token, "late")
     again.finish(alive)
     again.finish(takeover)
     while (claim := restarted.claim(n3)) is not None:
         again.finish(claim)
-    final = again.job(job["id"])
-    assert final["state"] == JobState.SUCCEEDED
+    final = again.job(job.id)
+    assert final.state == JobState.SUCCEEDED
     assert again.store.summary(final).percent == 100.0
 
 
@@ -172,11 +180,12 @@ def test_leases_that_expired_while_the_server_was_down_are_requeued(
     farm.store.close()
     clock.advance(LEASE * 10)
     restarted = make_store()
-    assert farm.task(claim.task_id)["state"] == TaskState.RUNNING  # nothing moved by itself
+    assert farm.task(claim.task_id).state == TaskState.RUNNING  # nothing moved by itself
+    restarted.requeue_expired()  # the restarted server's upkeep loop
     again = restarted.claim(n2)
     assert again is not None and again.task_id == claim.task_id
     restarted.complete(again.task_id, again.lease_token, "out")
-    assert restarted.get_job(None, job["id"])["state"] == JobState.SUCCEEDED
+    assert restarted.get_job(None, job.id).state == JobState.SUCCEEDED
 
 
 @pytest.mark.parametrize("settings", [QueueSettings(lease_seconds=5)], ids=["lease5"])
@@ -186,6 +195,8 @@ def test_lease_length_comes_from_the_settings(farm: Farm, clock: ManualClock,
     n1, n2 = farm.nodes(2)
     claim = farm.claim(n1)
     clock.advance(4)
+    farm.store.requeue_expired()  # the server's upkeep loop
     assert farm.store.claim(n2) is None
     clock.advance(2)
+    farm.store.requeue_expired()  # the server's upkeep loop
     assert farm.claim(n2).task_id == claim.task_id

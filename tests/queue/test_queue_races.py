@@ -15,11 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from queue_support import Farm, connect_admin
 
-from framefarm.queue.clock import ManualClock
+from framefarm.clock import ManualClock
+from framefarm.queue.errors import StaleLease
 from framefarm.queue.states import JobState, TaskState
-from framefarm.queue.store import Claim, StaleLease
+from support.database import connect_admin
+from support.queue_farm import Claim, Farm
 
 LEASE = 30.0
 
@@ -114,6 +115,7 @@ class Race:
         two: Step | None = None
         try:
             self.one.wait_paused()
+            assert self.one.paused.is_set(), "the first step never reached its pause"
             two = Step(engine, second).start()
             wait_done_or_blocked(two, url)
         finally:
@@ -144,6 +146,21 @@ def _statement(prefix: str) -> Callable[[str], bool]:
     return lambda sql: " ".join(sql.split()).startswith(prefix)
 
 
+def _select_tasks_where(fragment: str) -> Callable[[str], bool]:
+    """A SELECT of task rows whose WHERE clause holds ``fragment``."""
+    def matches(sql: str) -> bool:
+        flat = " ".join(sql.split())
+        return flat.startswith("SELECT tasks.id") and fragment in flat.partition(" WHERE ")[2]
+    return matches
+
+
+def _takeover(farm: Farm, node_id: str) -> Claim | None:
+    """What another server and node do meanwhile: the upkeep loop requeues the expired
+    task, and the node claims it."""
+    farm.store.requeue_expired()
+    return farm.store.claim(node_id)
+
+
 def test_last_two_completions_unblock_assemble(pg_farm: Farm, pg_url: str) -> None:
     farm = pg_farm
     job = farm.render_job(farm.tenant(), renders=2)
@@ -153,9 +170,9 @@ def test_last_two_completions_unblock_assemble(pg_farm: Farm, pg_url: str) -> No
     one, two = race(farm, pg_url, lambda: farm.finish(r0),
                     lambda sql: "tasks.kind IN" in sql, lambda: farm.finish(r1))
     assert one.error is None and two.error is None
-    assert farm.task_states(job["id"])["assemble3"] == TaskState.QUEUED
+    assert farm.task_states(job.id)["assemble3"] == TaskState.QUEUED
     farm.finish(farm.claim(n3))
-    assert farm.job(job["id"])["state"] == JobState.SUCCEEDED
+    assert farm.job(job.id).state == JobState.SUCCEEDED
 
 
 def test_a_late_requeue_does_not_take_a_fresh_lease_away(
@@ -166,16 +183,16 @@ def test_a_late_requeue_does_not_take_a_fresh_lease_away(
     old = farm.claim(n1)
     clock.advance(LEASE + 1)
     one, two = race(farm, pg_url, farm.store.requeue_expired,
-                    _statement("SELECT tasks.id, tasks.job_id, tasks.node_id"),
-                    lambda: farm.store.claim(n2))
+                    _select_tasks_where("tasks.lease_expires_at <"),
+                    lambda: _takeover(farm, n2))
     assert one.error is None and two.error is None
     task = farm.task(old.task_id)
-    assert task["requeues"] == 1, "requeued twice for one expiry"
-    assert farm.store.get_node(n1)["crashes"] == 1
+    assert task.requeues == 1, "requeued twice for one expiry"
+    assert farm.store.get_node(n1).crashes == 1
     new: Claim | None = two.result
-    if new is not None:
-        assert (task["state"], task["lease_token"]) == (TaskState.RUNNING, new.lease_token)
-        assert farm.store.heartbeat(new.task_id, new.lease_token) == "continue"
+    assert new is not None, "the takeover claimed nothing"
+    assert (task.state, task.lease_token) == (TaskState.RUNNING, new.lease_token)
+    assert farm.store.heartbeat(new.task_id, new.lease_token) == "continue"
 
 
 def _check_one_winner(farm: Farm, job_id: str, old: Claim, one: Step, two: Step) -> None:
@@ -186,12 +203,12 @@ def _check_one_winner(farm: Farm, job_id: str, old: Claim, one: Step, two: Step)
     task = farm.task(old.task_id)
     if one.error is None:  # n1's report won: nobody else may have the task
         assert new is None, "n1's completion landed although n2 holds a lease on the task"
-        assert (task["state"], task["output_key"]) == (TaskState.SUCCEEDED, "from-n1")
-        assert farm.job(job_id)["state"] == JobState.SUCCEEDED
+        assert (task.state, task.output_key) == (TaskState.SUCCEEDED, "from-n1")
+        assert farm.job(job_id).state == JobState.SUCCEEDED
     else:  # the takeover won: n1 is told its lease is stale
         assert isinstance(one.error, StaleLease)
         assert new is not None and new.task_id == old.task_id
-        assert (task["state"], task["lease_token"]) == (TaskState.RUNNING, new.lease_token)
+        assert (task.state, task.lease_token) == (TaskState.RUNNING, new.lease_token)
 
 
 def test_a_stale_completion_cannot_land_after_a_takeover(
@@ -205,8 +222,8 @@ def test_a_stale_completion_cannot_land_after_a_takeover(
     clock.advance(LEASE + 1)  # expired, not yet requeued: n1 reports just in time
     one, two = race(
         farm, pg_url, lambda: farm.store.complete(old.task_id, old.lease_token, "from-n1"),
-        _statement("SELECT tasks."), lambda: farm.store.claim(n2))
-    _check_one_winner(farm, job["id"], old, one, two)
+        _statement("SELECT tasks."), lambda: _takeover(farm, n2))
+    _check_one_winner(farm, job.id, old, one, two)
 
 
 def test_a_reclaim_waiting_on_a_completion_leaves_the_task_done(
@@ -221,8 +238,8 @@ def test_a_reclaim_waiting_on_a_completion_leaves_the_task_done(
     r = Race(farm, pg_url,
              lambda: farm.store.complete(old.task_id, old.lease_token, "from-n1"),
              _statement("SELECT tasks.id, tasks.job_id, tasks.tenant_id"),
-             lambda: farm.store.claim(n2))
-    _check_one_winner(farm, job["id"], old, r.one, r.two)
+             lambda: _takeover(farm, n2))
+    _check_one_winner(farm, job.id, old, r.one, r.two)
     assert r.deadlocks == 0
 
 
@@ -242,9 +259,9 @@ def test_a_completion_racing_its_expiry_does_not_deadlock(
             raise step.error
     task = farm.task(old.task_id)
     if two.error is None:  # the completion won: the reclaimer must leave the task alone
-        assert (task["state"], task["requeues"]) == (TaskState.SUCCEEDED, 0)
+        assert (task.state, task.requeues) == (TaskState.SUCCEEDED, 0)
     else:
-        assert (task["state"], task["requeues"]) == (TaskState.QUEUED, 1)
+        assert (task.state, task.requeues) == (TaskState.QUEUED, 1)
     assert r.deadlocks == 0, "the two took their locks in opposite orders"
 
 
@@ -255,16 +272,16 @@ def test_a_release_racing_a_completion_does_not_rerun_the_task(
     n1 = farm.node()
     claim = farm.claim(n1)
     one, two = race(farm, pg_url, lambda: farm.store.release_node(n1),
-                    _statement("SELECT tasks.id, tasks.job_id FROM tasks"),
+                    _select_tasks_where("tasks.node_id ="),
                     lambda: farm.finish(claim))
     assert one.error is None
     task = farm.task(claim.task_id)
     if two.error is None:  # the completion won: the release finds nothing to release
         assert one.result == 0
-        assert (task["state"], task["requeues"]) == (TaskState.SUCCEEDED, 0), \
+        assert (task.state, task.requeues) == (TaskState.SUCCEEDED, 0), \
             "a succeeded task was queued again"
-        assert farm.job(job["id"])["state"] == JobState.SUCCEEDED
+        assert farm.job(job.id).state == JobState.SUCCEEDED
     else:
         assert isinstance(two.error, StaleLease)
         assert one.result == 1
-        assert (task["state"], task["requeues"]) == (TaskState.QUEUED, 1)
+        assert (task.state, task.requeues) == (TaskState.QUEUED, 1)

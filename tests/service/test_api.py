@@ -16,21 +16,14 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from PIL import Image
-from service_support import (
-    FPS,
-    Farm,
-    assert_error,
-    bearer,
-    long_doc,
-    simple_doc,
-    slideshow_doc,
-    wait_for,
-    wait_job,
-)
 from starlette.websockets import WebSocketDisconnect
 
-from framefarm.api import views
-from framefarm.ffmpeg import probe
+from framefarm import media as probe
+from framefarm.application import views
+from support.api import assert_error, bearer, wait_job
+from support.documents import FPS, long_doc, simple_doc, slideshow_doc
+from support.farm import Farm
+from support.polling import wait_for
 
 
 def local(url: str) -> str:
@@ -107,9 +100,13 @@ def test_seed_002_smoke_flow(farm: Farm, media: Path, tmp_path: Path) -> None:
     assert abs(info.video.duration - frames / FPS) <= 1 / FPS, info.video.duration
     assert abs(info.duration - frames / FPS) <= 1 / FPS, info.duration
 
-    if job["preview_url"]:  # a node sends one with a heartbeat, if the render lasts that long
-        preview = c.get(local(job["preview_url"]), headers=auth)
+    # A node sends a preview with a heartbeat if the render lasts that long; either way
+    # the preview route says which it is.
+    preview = c.get(f"/v1/renders/{job['id']}/preview", headers=auth)
+    if job["preview_url"]:
         assert preview.status_code == 200 and preview.content[:2] == b"\xff\xd8"
+    else:
+        assert_error(preview, 404, "not_found")
     listed_exports = c.get("/v1/exports", headers=auth).json()
     assert [e["id"] for e in listed_exports] == [export["id"]]
     logs = c.get(f"/v1/renders/{job['id']}/logs", headers=auth).json()
@@ -183,7 +180,7 @@ def test_cancel_a_running_render(make_farm: Any) -> None:
     job = farm.submit(key, {"document": long_doc(40)})
     wait_job(c, key, job["id"], timeout=30,
              until=lambda j: j["state"] == "running" and j["frames"]["done"] > 0)
-    task = next(t for t in node.started if t["kind"] == "render")
+    task = next(t for t in node.started if t.kind == "render")
     started = time.monotonic()
     response = c.post(f"/v1/renders/{job['id']}/cancel", headers=bearer(key))
     assert response.status_code == 200, response.text
@@ -191,7 +188,7 @@ def test_cancel_a_running_render(make_farm: Any) -> None:
 
     # The render stops mid-way (RenderCancelled): at the next heartbeat (0.2 s), FFmpeg
     # stopped at once, long before its 1200 frames (about 10 s of work) are done.
-    assert node.wait_ended(task["task_id"], timeout=15) == "RenderCancelled"
+    assert node.wait_ended(task.task_id, timeout=15) == "RenderCancelled"
     assert time.monotonic() - started < 5
     job = c.get(f"/v1/renders/{job['id']}", headers=bearer(key)).json()
     assert job["state"] == "cancelled" and job["export"] is None
@@ -199,14 +196,14 @@ def test_cancel_a_running_render(make_farm: Any) -> None:
     assert c.get("/v1/exports", headers=bearer(key)).json() == []
 
     # Late reports with the old lease are refused.
-    lease = {"lease_token": task["lease_token"]}
-    late = c.post(f"/internal/tasks/{task['task_id']}/complete", json=lease,
+    lease = {"lease_token": task.lease_token}
+    late = c.post(f"/internal/tasks/{task.task_id}/complete", json=lease,
                   headers=node._headers())
     assert_error(late, 409, "stale_lease")
-    late = c.post(f"/internal/tasks/{task['task_id']}/fail",
+    late = c.post(f"/internal/tasks/{task.task_id}/fail",
                   json={**lease, "error": "too late"}, headers=node._headers())
     assert_error(late, 409, "stale_lease")
-    beat = c.post(f"/internal/tasks/{task['task_id']}/heartbeat", json=lease,
+    beat = c.post(f"/internal/tasks/{task.task_id}/heartbeat", json=lease,
                   headers=node._headers())
     assert beat.status_code == 200 and beat.json() == {"command": "cancel"}
     assert c.get(f"/v1/renders/{job['id']}", headers=bearer(key)).json()["state"] == "cancelled"
@@ -293,7 +290,7 @@ def test_export_ranges_and_signed_links(farm: Farm) -> None:
                 path):
         assert_error(c.get(bad), 403, "link_expired")
     # Expired: a link made 10 000 s ago (its lifetime is 900 s).
-    old, _ = farm.svc.signed_url(export["id"], now=time.time() - 10_000)
+    old, _ = farm.svc.exports.signed_url(export["id"], now=time.time() - 10_000)
     assert_error(c.get(local(old)), 403, "link_expired")
     # A valid signature for one export does not open another.
     other = render(farm, key, {"document": simple_doc(1.0, text="other")})["export"]
@@ -449,7 +446,8 @@ def test_hostile_asset_names_are_refused(farm: Farm) -> None:
         data = {"folder": folder} if folder is not None else None
         response = c.post(url, headers=bearer(key), data=data,
                           files={"files": (filename, b"not really a png", "image/png")})
-        assert_error(response, 422), (filename, folder)
+        assert response.status_code == 422, (filename, folder, response.text)
+        assert_error(response, 422)
         if filename:
             assert response.json()["error"]["code"] == "invalid_asset_name", filename
     assert c.get(url, headers=bearer(key)).json() == []
@@ -715,15 +713,16 @@ def test_a_succeeded_render_has_its_export(make_farm: Any) -> None:
     farm: Farm = make_farm()
     key = farm.tenant("acme")
     seen: list[dict[str, Any]] = []
-    complete = farm.svc.store.complete
+    queue = farm.svc.ctx.queue
+    complete = queue.complete
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         """What any reader gets the moment a completion commits."""
         job = complete(*args, **kwargs)
-        seen.append(views.job(farm.svc, farm.svc.store.get_job(None, job["id"])))
+        seen.append(views.job(farm.svc.renders.get(None, job.id), farm.settings.public_url))
         return job
 
-    farm.svc.store.complete = spy  # type: ignore[method-assign]
+    queue.complete = spy  # type: ignore[method-assign]
     farm.start_nodes(1)
     render(farm, key, {"document": simple_doc(1.0)})
     assert any(v["state"] == "succeeded" for v in seen)
@@ -759,7 +758,7 @@ def test_concurrent_completions_unblock_the_assemble_task(make_farm: Any) -> Non
         answers.append(response.status_code)
 
     # SQLite's BEGIN IMMEDIATE lets one transaction in at a time: nothing to interleave.
-    engine = farm.svc.store.engine
+    engine = farm.svc.ctx.db.engine
     if farm.backend == "postgresql":
         sa.event.listen(engine, "before_cursor_execute", meet)
     try:
@@ -785,19 +784,51 @@ def test_a_succeeded_snapshot_has_its_image(make_farm: Any) -> None:
     farm: Farm = make_farm()
     key = farm.tenant("acme")
     missing: list[str] = []
-    put_file = farm.svc.storage.put_file
+    put_file = farm.svc.ctx.storage.put_file
 
     def spy(target: str, source: Path) -> Any:
         """What any reader finds just before the image is stored under its cache key."""
         if target.startswith("snapshots/"):
-            for job in farm.svc.store.list_jobs(farm.svc.store.authenticate(key)[0]):
-                if job["state"] == "succeeded" and not farm.svc.storage.exists(target):
-                    missing.append(job["id"])
+            caller = farm.svc.accounts.authenticate(key)
+            assert caller is not None
+            for view in farm.svc.renders.page(caller.tenant_id):
+                if view.job.state == "succeeded" and not farm.svc.ctx.storage.exists(target):
+                    missing.append(view.job.id)
         return put_file(target, source)
 
-    farm.svc.storage.put_file = spy  # type: ignore[method-assign]
+    farm.svc.ctx.storage.put_file = spy  # type: ignore[method-assign]
     farm.start_nodes(1)
     response = farm.client.post("/v1/snapshots", json={"document": simple_doc(1.0)},
                                 headers=bearer(key))
     assert response.status_code in (200, 503), response.text
     assert missing == []
+
+
+def test_listing_renders_runs_a_fixed_number_of_queries(farm: Farm) -> None:
+    """GET /v1/renders costs the same SQL for 3 jobs as for 30, not two statements a row."""
+    key = farm.tenant("lister")
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    def listing_cost(expected: int) -> int:
+        engine = farm.svc.ctx.db.engine
+        statements.clear()
+        sa.event.listen(engine, "before_cursor_execute", count)
+        try:
+            response = farm.client.get("/v1/renders?limit=50", headers=bearer(key))
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", count)
+        assert response.status_code == 200, response.text
+        assert len(response.json()["items"]) == expected
+        return len(statements)
+
+    for _ in range(3):
+        farm.submit(key, {"document": simple_doc(0.2)})
+    few = listing_cost(3)
+    for _ in range(27):
+        farm.submit(key, {"document": simple_doc(0.2)})
+    many = listing_cost(30)
+    assert many == few, (few, many)
+    assert few <= 8, f"{few} statements to list renders"  # key, jobs, tasks, exports

@@ -7,19 +7,20 @@ import asyncio
 from typing import Any
 
 import pytest
-from service_support import Farm, simple_doc
 
 from framefarm.api import events
+from support.documents import simple_doc
+from support.farm import Farm
 
 
 def test_many_streams_share_one_poll_and_read_only_changed_jobs(
         farm: Farm, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = farm.svc.store
-    tenant_id, key = store.create_tenant("watchers")
+    app = farm.svc
+    tenant_id, key = app.accounts.create_tenant("watchers")
     jobs = [farm.submit(key, {"document": simple_doc()})["id"] for _ in range(20)]
     polls: list[int] = []
     reads: list[str] = []
-    update_times, get_job = store.job_update_times, store.get_job
+    update_times, get_view = app.renders.update_times, app.renders.get
 
     def counted_times(ids: Any) -> Any:
         polls.append(len(ids))
@@ -27,11 +28,10 @@ def test_many_streams_share_one_poll_and_read_only_changed_jobs(
 
     def counted_get(tenant: str | None, job_id: str) -> Any:
         reads.append(job_id)
-        return get_job(tenant, job_id)
+        return get_view(tenant, job_id)
 
-    monkeypatch.setattr(store, "job_update_times", counted_times)
-    monkeypatch.setattr(store, "get_job", counted_get)
-    watcher = events.JobWatcher(store, interval=0.05)
+    monkeypatch.setattr(app.renders, "get", counted_get)
+    watcher = events.JobWatcher(counted_times, interval=0.05)
 
     async def watch() -> tuple[list[Any], list[Any]]:
         streams = [events.job_events(farm.svc, watcher, tenant_id, j) for j in jobs]
@@ -39,10 +39,11 @@ def test_many_streams_share_one_poll_and_read_only_changed_jobs(
         first = [[await anext(s), await anext(s)] for s in streams]
         assert watcher.watched == len(jobs)
         polls_before = len(polls)
-        await asyncio.sleep(0.6)  # about 12 ticks, and no job changes
+        # The scenario: a quiet window of about 12 ticks in which no job changes.
+        await asyncio.sleep(0.6)
         quiet_reads = len(reads) - len(jobs)
         quiet_polls = polls[polls_before:]
-        store.cancel(tenant_id, jobs[3])
+        app.renders.cancel(tenant_id, jobs[3])
         cancelled = [await asyncio.wait_for(anext(streams[3]), 5) for _ in range(2)]
         for stream in streams:
             await stream.aclose()

@@ -13,9 +13,11 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from service_support import FPS, Farm, bearer, output, wait_job
 
-from framefarm.ffmpeg import probe
+from framefarm import media as probe
+from support.api import bearer, wait_job
+from support.documents import FPS, output
+from support.farm import Farm
 
 pytestmark = [pytest.mark.ffmpeg, pytest.mark.parametrize("backend", ["postgresql"])]
 MIB = 1024**2
@@ -39,7 +41,7 @@ def test_a_render_moves_every_file_through_presigned_urls(
         make_farm: Callable[..., Farm], s3_endpoint: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     farm = s3_farm(make_farm, s3_endpoint)
-    storage = farm.svc.storage
+    storage = farm.svc.ctx.storage
     multipart: list[tuple[str, int]] = []
     plan_upload = storage.presigned_multipart
 
@@ -99,6 +101,34 @@ def test_a_render_moves_every_file_through_presigned_urls(
         Bucket=storage.bucket).get("Contents", [])]  # type: ignore[attr-defined]
     left = [k.rsplit("/", 1)[1].split("-")[0] for k in keys if k.startswith(f"jobs/{job['id']}/")]
     assert left == ["assemble0002"], keys
+    # The export's metadata came from the node's probe: the API never downloaded a video.
+    assert _downloaded_by_the_api(storage, "jobs") == []
+
+
+def _downloaded_by_the_api(storage: Any, prefix: str) -> list[str]:
+    """Objects the API copied into its local cache (``S3Storage.local_path``)."""
+    folder = Path(storage.cache_dir) / "objects" / prefix
+    return sorted(str(p) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_a_snapshot_is_cached_by_a_copy_inside_storage(
+        make_farm: Callable[..., Farm], s3_endpoint: str) -> None:
+    farm = s3_farm(make_farm, s3_endpoint)
+    key = farm.tenant("acme")
+    farm.start_nodes(1)
+    body = {"document": {"output": output(), "scenes": [
+        {"duration": 1.0, "background": "#2050a0"}]}, "frame": 3}
+    first = farm.client.post("/v1/snapshots", json=body, headers=bearer(key),
+                             follow_redirects=False)
+    assert first.status_code == 307 and first.headers["x-cache"] == "miss", first.text
+    again = farm.client.post("/v1/snapshots", json=body, headers=bearer(key),
+                             follow_redirects=False)
+    assert again.status_code == 307 and again.headers["x-cache"] == "hit", again.text
+    image = httpx.get(again.headers["location"])
+    assert image.status_code == 200 and image.content[:8] == b"\x89PNG\r\n\x1a\n"
+    storage = farm.svc.ctx.storage
+    assert _downloaded_by_the_api(storage, "jobs") == []
+    assert _downloaded_by_the_api(storage, "snapshots") == []
 
 
 def test_upload_complete_refuses_another_leases_key_and_bad_parts(

@@ -9,9 +9,13 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
-from service_support import Farm, assert_error, bearer, simple_doc, wait_for, wait_job
 
 from framefarm import webhooks
+from framefarm.application import webhooks as outbox
+from support.api import assert_error, bearer, wait_job
+from support.documents import simple_doc
+from support.farm import Farm
+from support.polling import wait_for
 
 
 class Receiver:
@@ -42,7 +46,7 @@ class Receiver:
 
 @pytest.fixture
 def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
-    monkeypatch.setattr(webhooks, "FIRST_RETRY_SECONDS", 0.2)  # seconds, not minutes
+    monkeypatch.setattr(outbox, "FIRST_RETRY_SECONDS", 0.2)  # seconds, not minutes
     found = Receiver(failures=1)
     yield found
     found.close()

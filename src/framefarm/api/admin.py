@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from framefarm.api import views
-from framefarm.api.deps import AdminDep, ServiceDep
+from framefarm.api.deps import AdminDep, AppDep
+from framefarm.application import Application, views
+from framefarm.records import Node
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -20,80 +21,81 @@ class TenantIn(BaseModel):
     max_concurrent_jobs: int | None = Field(None, ge=1)
 
 
+def _node(app: Application, node: Node) -> dict[str, Any]:
+    return views.node(node, app.farm.status(node))
+
+
 @router.get("/nodes")
-def list_nodes(_: AdminDep, svc: ServiceDep) -> list[dict[str, Any]]:
-    return [views.node(svc, row) for row in svc.store.list_nodes()]
+def list_nodes(_: AdminDep, app: AppDep) -> list[dict[str, Any]]:
+    return [_node(app, row) for row in app.farm.nodes()]
 
 
 @router.get("/nodes/{node_id}")
-def get_node(node_id: str, _: AdminDep, svc: ServiceDep) -> dict[str, Any]:
-    return views.node(svc, svc.store.get_node(node_id))
+def get_node(node_id: str, _: AdminDep, app: AppDep) -> dict[str, Any]:
+    return _node(app, app.farm.node(node_id))
 
 
 @router.post("/nodes/{node_id}/drain")
-def drain(node_id: str, _: AdminDep, svc: ServiceDep) -> dict[str, Any]:
+def drain(node_id: str, _: AdminDep, app: AppDep) -> dict[str, Any]:
     """Finish the current task, claim no more."""
-    svc.store.set_draining(node_id, True)
-    return views.node(svc, svc.store.get_node(node_id))
+    return _node(app, app.farm.set_draining(node_id, True))
 
 
 @router.post("/nodes/{node_id}/undrain")
-def undrain(node_id: str, _: AdminDep, svc: ServiceDep) -> dict[str, Any]:
-    svc.store.set_draining(node_id, False)
-    return views.node(svc, svc.store.get_node(node_id))
+def undrain(node_id: str, _: AdminDep, app: AppDep) -> dict[str, Any]:
+    return _node(app, app.farm.set_draining(node_id, False))
 
 
 @router.post("/nodes/{node_id}/release")
-def release(node_id: str, _: AdminDep, svc: ServiceDep) -> dict[str, Any]:
+def release(node_id: str, _: AdminDep, app: AppDep) -> dict[str, Any]:
     """Requeue the node's running task now (for a stuck node)."""
-    return {"requeued": svc.store.release_node(node_id)}
+    return {"requeued": app.farm.release(node_id)}
 
 
 @router.get("/nodes/{node_id}/health")
-def node_health(node_id: str, _: AdminDep, svc: ServiceDep,
-                limit: int = 200) -> dict[str, Any]:
+def node_health(node_id: str, _: AdminDep, app: AppDep, limit: int = 200) -> dict[str, Any]:
     """The node's recent heartbeat samples: load, memory in use, task and frame."""
-    samples = svc.store.node_samples(node_id, min(max(limit, 1), 2000))
-    return {"node": views.node(svc, svc.store.get_node(node_id)),
-            "samples": [{"at": views.iso(s["at"]), "load": s["load"],
-                         "memory_used": s["memory_used"], "task_id": s["task_id"],
-                         "frames_done": s["frames_done"]} for s in samples]}
+    node, samples = app.farm.health(node_id, min(max(limit, 1), 2000))
+    return {"node": _node(app, node),
+            "samples": [{"at": views.iso(s.at), "load": s.load, "memory_used": s.memory_used,
+                         "task_id": s.task_id, "frames_done": s.frames_done}
+                        for s in samples]}
 
 
 @router.get("/nodes/{node_id}/crashes")
-def node_crashes(node_id: str, _: AdminDep, svc: ServiceDep) -> list[dict[str, Any]]:
+def node_crashes(node_id: str, _: AdminDep, app: AppDep) -> list[dict[str, Any]]:
     """Failures the node reported (with the tail of the error) and leases it let expire."""
-    return [{"at": views.iso(c["at"]), "kind": c["kind"], "task_id": c["task_id"],
-             "job_id": c["job_id"], "error": c["error"]}
-            for c in svc.store.node_crashes(node_id)]
+    return [{"at": views.iso(c.at), "kind": c.kind, "task_id": c.task_id,
+             "job_id": c.job_id, "error": c.error}
+            for c in app.farm.crashes(node_id)]
 
 
 @router.delete("/nodes/{node_id}", status_code=204)
-def forget_node(node_id: str, _: AdminDep, svc: ServiceDep) -> Response:
+def forget_node(node_id: str, _: AdminDep, app: AppDep) -> Response:
     """Requeue the node's work and remove it; it has to register again."""
-    svc.store.forget_node(node_id)
+    app.farm.forget(node_id)
     return Response(status_code=204)
 
 
 @router.get("/queue")
-def queue_overview(_: AdminDep, svc: ServiceDep) -> dict[str, Any]:
-    return {"tasks": svc.store.queue_overview()}
+def queue_overview(_: AdminDep, app: AppDep) -> dict[str, Any]:
+    return {"tasks": app.farm.queue_overview()}
 
 
 @router.get("/tenants")
-def list_tenants(_: AdminDep, svc: ServiceDep) -> list[dict[str, Any]]:
-    return [{"id": r["id"], "name": r["name"], "max_concurrent_jobs": r["max_concurrent_jobs"],
-             "created_at": views.iso(r["created_at"])} for r in svc.store.list_tenants()]
+def list_tenants(_: AdminDep, app: AppDep) -> list[dict[str, Any]]:
+    return [{"id": r.id, "name": r.name, "max_concurrent_jobs": r.max_concurrent_jobs,
+             "created_at": views.iso(r.created_at)} for r in app.accounts.list_tenants()]
 
 
 @router.post("/tenants", status_code=201)
-def create_tenant(body: TenantIn, _: AdminDep, svc: ServiceDep) -> dict[str, Any]:
+def create_tenant(body: TenantIn, _: AdminDep, app: AppDep) -> dict[str, Any]:
     """A new tenant; its API key is shown only in this answer."""
-    tenant_id, key = svc.store.create_tenant(body.name, admin=body.admin,
-                                             max_concurrent_jobs=body.max_concurrent_jobs)
+    tenant_id, key = app.accounts.create_tenant(body.name, admin=body.admin,
+                                                max_concurrent_jobs=body.max_concurrent_jobs)
     return {"id": tenant_id, "name": body.name, "api_key": key}
 
 
 @router.post("/tenants/{tenant_id}/keys", status_code=201)
-def create_key(tenant_id: str, _: AdminDep, svc: ServiceDep) -> dict[str, Any]:
-    return {"tenant_id": tenant_id, "api_key": svc.store.create_key(tenant_id)}
+def create_key(tenant_id: str, _: AdminDep, app: AppDep) -> dict[str, Any]:
+    return {"tenant_id": tenant_id, "api_key": app.accounts.create_key(tenant_id)}

@@ -1,32 +1,28 @@
-"""Request dependencies: the service, and who is calling (tenant key, admin key, node)."""
+"""Request dependencies: the application, and who is calling (tenant key, admin key,
+node); and how a stored object becomes a response."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from framefarm.api.errors import ApiError
-from framefarm.api.metrics import Metrics
-from framefarm.api.service import Service
+from framefarm.application import Application
+from framefarm.application.context import Download
+from framefarm.records import Caller
 
 
-def service(request: Request) -> Service:
-    svc: Service = request.app.state.service
-    return svc
+def application(request: Request) -> Application:
+    app: Application = request.app.state.application
+    return app
 
 
-ServiceDep = Annotated[Service, Depends(service)]
+AppDep = Annotated[Application, Depends(application)]
 
 
-@dataclasses.dataclass(frozen=True)
-class Caller:
-    tenant_id: str
-    admin: bool
-
-
-def _bearer(request: Request) -> str:
+def bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -34,11 +30,11 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def tenant(request: Request, svc: ServiceDep) -> Caller:
-    found = svc.store.authenticate(_bearer(request))
+def tenant(request: Request, app: AppDep) -> Caller:
+    found = app.accounts.authenticate(bearer(request))
     if found is None:
         raise ApiError(401, "unauthorized", "unknown or revoked API key")
-    return Caller(*found)
+    return found
 
 
 TenantDep = Annotated[Caller, Depends(tenant)]
@@ -53,10 +49,10 @@ def admin(caller: TenantDep) -> Caller:
 AdminDep = Annotated[Caller, Depends(admin)]
 
 
-def node(request: Request, svc: ServiceDep) -> str:
+def node(request: Request, app: AppDep) -> str:
     """A render node authenticates with 'Bearer <node id>:<secret>'."""
-    node_id, _, secret = _bearer(request).partition(":")
-    if not secret or not svc.store.authenticate_node(node_id, secret):
+    node_id, _, secret = bearer(request).partition(":")
+    if not secret or not app.farm.authenticate(node_id, secret):
         raise ApiError(401, "unauthorized", "unknown node or wrong node secret")
     return node_id
 
@@ -64,9 +60,9 @@ def node(request: Request, svc: ServiceDep) -> str:
 NodeDep = Annotated[str, Depends(node)]
 
 
-def metrics(request: Request) -> Metrics:
-    found: Metrics = request.app.state.metrics
-    return found
-
-
-MetricsDep = Annotated[Metrics, Depends(metrics)]
+def send(found: Download) -> Response:
+    """A redirect to a presigned URL when storage has one, else the file (with Range)."""
+    if found.url is not None:
+        return RedirectResponse(found.url, status_code=307)
+    assert found.path is not None
+    return FileResponse(found.path, media_type=found.media_type, filename=found.filename)

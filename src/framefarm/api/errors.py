@@ -13,9 +13,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from framefarm import errors
+from framefarm import errors, webhooks
+from framefarm.application.farm import Refused, WrongToken
+from framefarm.application.projects import InvalidAssetName
 from framefarm.document import templates
-from framefarm.queue import store
+from framefarm.queue import errors as service
 from framefarm.storage.local import StorageError, TooLarge
 
 log = logging.getLogger("framefarm.api")
@@ -35,11 +37,12 @@ def _json(status: int, code: str, message: str, details: Any = None) -> JSONResp
     return JSONResponse(body(code, message, details), status_code=status)
 
 
-_QUEUE_ERRORS: dict[type[store.QueueError], tuple[int, str]] = {
-    store.NotFound: (404, "not_found"),
-    store.Conflict: (409, "conflict"),
-    store.StaleLease: (409, "stale_lease"),
-    store.TooManyJobs: (429, "too_many_jobs"),
+_SERVICE_ERRORS: dict[type[service.ServiceError], tuple[int, str]] = {
+    service.NotFound: (404, "not_found"),
+    service.Conflict: (409, "conflict"),
+    service.IllegalTransition: (409, "conflict"),
+    service.StaleLease: (409, "stale_lease"),
+    service.TooManyJobs: (429, "too_many_jobs"),
 }
 
 
@@ -65,10 +68,26 @@ def install(app: FastAPI) -> None:
     async def _document(_: Request, exc: errors.DocumentError) -> JSONResponse:
         return _json(422, "invalid_document", exc.args[0], exc.problems)
 
-    @app.exception_handler(store.QueueError)
-    async def _queue(_: Request, exc: store.QueueError) -> JSONResponse:
-        status, code = _QUEUE_ERRORS.get(type(exc), (409, "conflict"))
+    @app.exception_handler(service.ServiceError)
+    async def _service(_: Request, exc: service.ServiceError) -> JSONResponse:
+        status, code = _SERVICE_ERRORS.get(type(exc), (409, "conflict"))
         return _json(status, code, str(exc))
+
+    @app.exception_handler(Refused)
+    async def _refused(_: Request, exc: Refused) -> JSONResponse:
+        return _json(422, exc.code, str(exc))
+
+    @app.exception_handler(WrongToken)
+    async def _token(_: Request, exc: WrongToken) -> JSONResponse:
+        return _json(401, "unauthorized", str(exc))
+
+    @app.exception_handler(InvalidAssetName)
+    async def _asset_name(_: Request, exc: InvalidAssetName) -> JSONResponse:
+        return _json(422, "invalid_asset_name", str(exc))
+
+    @app.exception_handler(webhooks.UnsafeTarget)
+    async def _unsafe(_: Request, exc: webhooks.UnsafeTarget) -> JSONResponse:
+        return _json(422, "unsafe_url", str(exc))
 
     @app.exception_handler(TooLarge)
     async def _large(_: Request, exc: TooLarge) -> JSONResponse:

@@ -16,17 +16,16 @@ import asyncio
 import datetime as dt
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from framefarm.api import views
-from framefarm.api.deps import ServiceDep, TenantDep
-from framefarm.api.service import Service
-from framefarm.queue import store as queue
+from framefarm.api.deps import AppDep, TenantDep
+from framefarm.application import Application, views
+from framefarm.queue.errors import NotFound
 from framefarm.queue.states import FINISHED_JOB
 
 router = APIRouter(prefix="/v1")
@@ -39,8 +38,9 @@ class JobWatcher:
     """Wakes the streams of jobs that changed (``jobs.updated_at``, which every task
     transition and heartbeat writes), polling once for all of them."""
 
-    def __init__(self, store: queue.Store, interval: float = POLL_SECONDS) -> None:
-        self.store = store
+    def __init__(self, update_times: Callable[[Sequence[str]], dict[str, dt.datetime]],
+                 interval: float = POLL_SECONDS) -> None:
+        self.update_times = update_times
         self.interval = interval
         self._streams: dict[str, set[asyncio.Event]] = {}
         self._seen: dict[str, dt.datetime] = {}
@@ -71,8 +71,7 @@ class JobWatcher:
         while self._streams:
             await asyncio.sleep(self.interval)
             try:
-                stamps = await run_in_threadpool(self.store.job_update_times,
-                                                 list(self._streams))
+                stamps = await run_in_threadpool(self.update_times, list(self._streams))
             except Exception:  # the database is away: the streams wait, then go on
                 log.warning("live events: cannot read job changes", exc_info=True)
                 continue
@@ -86,7 +85,7 @@ class JobWatcher:
                         changed.set()
 
 
-async def job_events(svc: Service, watcher: JobWatcher, tenant_id: str,
+async def job_events(app: Application, watcher: JobWatcher, tenant_id: str,
                      job_id: str) -> AsyncIterator[dict[str, Any] | None]:
     """The job's events; None when nothing happened for QUIET_SECONDS (a keep-alive)."""
     changed = watcher.subscribe(job_id)
@@ -98,7 +97,7 @@ async def job_events(svc: Service, watcher: JobWatcher, tenant_id: str,
             except TimeoutError:
                 yield None
             changed.clear()
-            for event in await _changes(svc, tenant_id, job_id, last):
+            for event in await _changes(app, tenant_id, job_id, last):
                 yield event
                 if event["event"] == "done":
                     return
@@ -106,25 +105,26 @@ async def job_events(svc: Service, watcher: JobWatcher, tenant_id: str,
         watcher.unsubscribe(job_id, changed)
 
 
-async def _changes(svc: Service, tenant_id: str, job_id: str,
+async def _changes(app: Application, tenant_id: str, job_id: str,
                    last: dict[str, Any]) -> list[dict[str, Any]]:
     """The events since ``last`` (the previous view, updated here)."""
-    row = await run_in_threadpool(svc.store.get_job, tenant_id, job_id)
-    view = await run_in_threadpool(views.job, svc, row)
+    found_view = await run_in_threadpool(app.renders.get, tenant_id, job_id)
+    row = found_view.job
+    view = views.job(found_view, app.settings.public_url)
     found: list[dict[str, Any]] = []
     if (view["state"], view["step"]) != (last.get("state"), last.get("step")):
         found.append({"event": "state", "state": view["state"], "step": view["step"]})
     if view["percent"] != last.get("percent") or view["frames"] != last.get("frames"):
         found.append({"event": "progress", "percent": view["percent"],
                       "frames": view["frames"], "eta_seconds": view["eta_seconds"]})
-    if view["preview_url"] and row["updated_at"] != last.get("updated_at"):
+    if view["preview_url"] and row.updated_at != last.get("updated_at"):
         found.append({"event": "preview", "url": view["preview_url"]})
     last.clear()
-    last.update(view, updated_at=row["updated_at"])
-    if row["state"] in FINISHED_JOB:
+    last.update(view, updated_at=row.updated_at)
+    if row.state in FINISHED_JOB:
         done: dict[str, Any] = {"event": "done", "state": view["state"], "error": view["error"]}
         if view["export"]:
-            url, expires = svc.signed_url(view["export"]["id"])
+            url, expires = app.exports.signed_url(view["export"]["id"])
             done.update({"export": view["export"], "download_url": url,
                          "download_expires_at": expires})
         found.append(done)
@@ -132,14 +132,14 @@ async def _changes(svc: Service, tenant_id: str, job_id: str,
 
 
 @router.get("/renders/{job_id}/events")
-async def events(job_id: str, caller: TenantDep, svc: ServiceDep,
+async def events(job_id: str, caller: TenantDep, app: AppDep,
                  request: Request) -> StreamingResponse:
     """Server-Sent Events until the job finishes."""
-    await run_in_threadpool(svc.store.get_job, caller.tenant_id, job_id)  # 404 first
+    await run_in_threadpool(app.renders.job, caller.tenant_id, job_id)  # 404 first
     watcher: JobWatcher = request.app.state.watcher
 
     async def stream() -> AsyncIterator[str]:
-        async for event in job_events(svc, watcher, caller.tenant_id, job_id):
+        async for event in job_events(app, watcher, caller.tenant_id, job_id):
             if event is None:
                 yield ": still watching\n\n"
             else:
@@ -152,20 +152,20 @@ async def events(job_id: str, caller: TenantDep, svc: ServiceDep,
 @router.websocket("/renders/{job_id}/ws")
 async def websocket(job_id: str, ws: WebSocket, token: str | None = None) -> None:
     """The same events over a WebSocket; browsers pass the API key as ``?token=``."""
-    svc: Service = ws.app.state.service
+    app: Application = ws.app.state.application
     key = token or ws.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    caller = await run_in_threadpool(svc.store.authenticate, key) if key else None
+    caller = await run_in_threadpool(app.accounts.authenticate, key) if key else None
     if caller is None:
         await ws.close(code=4401, reason="unknown or missing API key")
         return
     try:
-        await run_in_threadpool(svc.store.get_job, caller[0], job_id)
-    except queue.NotFound:
+        await run_in_threadpool(app.renders.job, caller.tenant_id, job_id)
+    except NotFound:
         await ws.close(code=4404, reason="no such render")
         return
     await ws.accept()
     try:
-        async for event in job_events(svc, ws.app.state.watcher, caller[0], job_id):
+        async for event in job_events(app, ws.app.state.watcher, caller.tenant_id, job_id):
             if event is not None:
                 await ws.send_json(event)
         await ws.close()

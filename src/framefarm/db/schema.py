@@ -103,6 +103,7 @@ jobs = sa.Table(
     sa.Column("document", Json, nullable=False),  # template already filled
     sa.Column("options", Json, nullable=False),
     sa.Column("assets", Json, nullable=False),  # name -> sha256 of every input file
+    sa.Column("limits", Json, nullable=True),  # the Limits it was validated with
     sa.Column("frames_total", sa.Integer, nullable=False),
     sa.Column("fps", sa.Integer, nullable=False),
     sa.Column("attempt", sa.Integer, nullable=False, default=1),

@@ -62,6 +62,9 @@ class Storage(Protocol):
 
     def rename(self, old: str, new: str) -> None: ...
 
+    def copy(self, old: str, new: str) -> None:
+        """A second object with the same content, copied where it is stored."""
+
     def check_writable(self) -> None: ...
 
     def presigned_get(self, key: str, seconds: int, media_type: str | None = None,
@@ -81,6 +84,20 @@ class Storage(Protocol):
                            size: int) -> None:
         """Join the uploaded parts (their ETags in order) into the object, which must then
         hold ``size`` bytes. Until this, nothing is visible under ``key``."""
+
+
+def copy_bounded(stream: IO[bytes], out: IO[bytes], max_bytes: int) -> tuple[int, str]:
+    """Copy ``stream`` to ``out`` as it arrives, refusing it as soon as it passes
+    ``max_bytes``; returns its size and SHA-256."""
+    digest = hashlib.sha256()
+    size = 0
+    while block := stream.read(_CHUNK):
+        size += len(block)
+        if size > max_bytes:
+            raise TooLarge(f"larger than the limit of {max_bytes} bytes")
+        digest.update(block)
+        out.write(block)
+    return size, digest.hexdigest()
 
 
 def check_key(key: str) -> str:
@@ -122,16 +139,8 @@ class LocalStorage:
         return self.size(key)
 
     def put_stream(self, key: str, stream: IO[bytes], max_bytes: int) -> tuple[int, str]:
-        digest = hashlib.sha256()
-        size = 0
         with self._atomic(key) as out:
-            while block := stream.read(_CHUNK):
-                size += len(block)
-                if size > max_bytes:
-                    raise TooLarge(f"larger than the limit of {max_bytes} bytes")
-                digest.update(block)
-                out.write(block)
-        return size, digest.hexdigest()
+            return copy_bounded(stream, out, max_bytes)
 
     def local_path(self, key: str) -> Path:
         path = self._path(key)
@@ -152,6 +161,10 @@ class LocalStorage:
         target = self._path(new)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self._path(old), target)
+
+    def copy(self, old: str, new: str) -> None:
+        with self._atomic(new) as out, self.local_path(old).open("rb") as src:
+            shutil.copyfileobj(src, out, _CHUNK)
 
     def check_writable(self) -> None:
         with self._atomic("health/probe") as out:

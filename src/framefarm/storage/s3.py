@@ -10,7 +10,6 @@ node abandoned.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import tempfile
 from pathlib import Path
@@ -24,11 +23,10 @@ from framefarm.storage.local import (
     InvalidUpload,
     MultipartUpload,
     StorageError,
-    TooLarge,
     check_key,
+    copy_bounded,
 )
 
-_CHUNK = 1024 * 1024
 _MIN_PART = 5 * 1024**2  # S3's smallest part (but the last)
 _MAX_PARTS = 10_000  # S3's most parts in one upload
 
@@ -86,19 +84,12 @@ class S3Storage:
         return source.stat().st_size
 
     def put_stream(self, key: str, stream: IO[bytes], max_bytes: int) -> tuple[int, str]:
-        digest = hashlib.sha256()
-        size = 0
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self.cache_dir, prefix=".upload-") as spool:
-            while block := stream.read(_CHUNK):
-                size += len(block)
-                if size > max_bytes:
-                    raise TooLarge(f"larger than the limit of {max_bytes} bytes")
-                digest.update(block)
-                spool.write(block)
+            size, sha = copy_bounded(stream, spool, max_bytes)
             spool.flush()
             self.put_file(key, Path(spool.name))
-        return size, digest.hexdigest()
+        return size, sha
 
     def local_path(self, key: str) -> Path:
         """A local copy (downloaded once into the cache; objects are never rewritten in
@@ -143,12 +134,16 @@ class S3Storage:
         (self.cache_dir / "objects" / check_key(key)).unlink(missing_ok=True)
 
     def rename(self, old: str, new: str) -> None:
+        self.copy(old, new)
+        self.delete(old)
+
+    def copy(self, old: str, new: str) -> None:
+        # Server-side: the object never passes through this process.
         try:
             self.client.copy_object(Bucket=self.bucket, Key=self._key(new),
                                     CopySource={"Bucket": self.bucket, "Key": self._key(old)})
         except (BotoCoreError, ClientError) as exc:
             raise self._fail("copy", old, exc) from exc
-        self.delete(old)
 
     def check_writable(self) -> None:
         try:

@@ -1,0 +1,65 @@
+"""Exports: the finished videos (tenant API keys), and their signed download links (no
+key: the signature is the permission)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from framefarm.api.deps import AppDep, TenantDep, send
+from framefarm.api.errors import ApiError
+from framefarm.application import views
+
+router = APIRouter(prefix="/v1")
+
+
+class ExtendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    days: float = Field(gt=0, le=365)
+
+
+@router.get("/exports")
+def list_exports(caller: TenantDep, app: AppDep) -> list[dict[str, Any]]:
+    return [views.export(r, app.settings.public_url)
+            for r in app.exports.all(caller.tenant_id)]
+
+
+@router.get("/exports/{export_id}")
+def get_export(export_id: str, caller: TenantDep, app: AppDep) -> dict[str, Any]:
+    return views.export(app.exports.get(caller.tenant_id, export_id), app.settings.public_url)
+
+
+@router.delete("/exports/{export_id}", status_code=204)
+def delete_export(export_id: str, caller: TenantDep, app: AppDep) -> Response:
+    app.exports.delete(caller.tenant_id, export_id)
+    return Response(status_code=204)
+
+
+@router.post("/exports/{export_id}/extend")
+def extend_export(export_id: str, body: ExtendIn, caller: TenantDep,
+                  app: AppDep) -> dict[str, Any]:
+    return views.export(app.exports.extend(caller.tenant_id, export_id, body.days),
+                        app.settings.public_url)
+
+
+@router.post("/exports/{export_id}/link")
+def export_link(export_id: str, caller: TenantDep, app: AppDep) -> dict[str, Any]:
+    """A short-lived download link that needs no API key (for a browser or a customer)."""
+    app.exports.get(caller.tenant_id, export_id)
+    url, expires = app.exports.signed_url(export_id)
+    return {"url": url, "expires_at": expires}
+
+
+@router.get("/exports/{export_id}/file")
+def export_file(export_id: str, caller: TenantDep, app: AppDep) -> Response:
+    """The video; Range requests are answered (206), so players can seek."""
+    return send(app.exports.file(app.exports.get(caller.tenant_id, export_id)))
+
+
+@router.get("/exports/{export_id}/download")
+def export_download(export_id: str, app: AppDep, expires: int = 0, sig: str = "") -> Response:
+    if not app.exports.check_signature(export_id, expires, sig):
+        raise ApiError(403, "link_expired", "this download link is invalid or has expired")
+    return send(app.exports.file(app.exports.get(None, export_id)))

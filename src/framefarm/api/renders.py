@@ -1,0 +1,222 @@
+"""Renders, snapshots and webhook subscriptions (tenant API keys). Another tenant's rows
+answer 404, never 403."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from framefarm import webhooks
+from framefarm.api.deps import AppDep, TenantDep, send
+from framefarm.api.errors import ApiError
+from framefarm.application import Application, views
+from framefarm.application.renders import JobView, SnapshotRequest
+from framefarm.document import models
+from framefarm.queue.states import FINISHED_JOB, JobState
+
+router = APIRouter(prefix="/v1")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RenderOptions(Body):
+    quality: models.Quality | None = None
+    size: models.SizePreset | None = None
+    fps: models.Fps | None = None
+    format: Literal["mp4", "webm", "gif"] | None = None
+
+
+class RenderIn(Body):
+    document: dict[str, Any] | None = None
+    project_id: str | None = None
+    template_id: str | None = None
+    data: dict[str, Any] | None = None
+    options: RenderOptions = Field(default_factory=RenderOptions)
+    priority: int = Field(0, ge=-100, le=100)
+    notify_url: str | None = Field(None, max_length=2000)
+    tell_me_when_done: bool = False
+    idempotency_key: str | None = Field(None, max_length=200)
+
+
+class SnapshotIn(Body):
+    document: dict[str, Any] | None = None
+    project_id: str | None = None
+    template_id: str | None = None
+    data: dict[str, Any] | None = None
+    frame: int | None = Field(None, ge=0)
+    at: float | None = Field(None, ge=0)
+    scene: int | None = Field(None, ge=0)
+    format: Literal["png", "jpeg"] = "png"
+    wait: float = Field(30, ge=0, le=120, description="seconds to wait for the frame")
+
+
+class WebhookIn(Body):
+    url: str = Field(max_length=2000)
+    events: list[webhooks.Event] = Field(default_factory=lambda: list(webhooks.EVENTS),
+                                         min_length=1)
+
+
+def job_json(app: Application, view: JobView) -> dict[str, Any]:
+    return views.job(view, app.settings.public_url)
+
+
+# -- renders ---------------------------------------------------------------------------------
+
+
+@router.post("/renders", status_code=202)
+def submit_render(
+    body: RenderIn, caller: TenantDep, app: AppDep, response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Queue a render of an inline document, a project's document, or a template + data."""
+    view, created = app.renders.submit(
+        caller.tenant_id, document=body.document, project_id=body.project_id,
+        template_id=body.template_id, data=body.data,
+        options=body.options.model_dump(exclude_none=True), priority=body.priority,
+        idempotency_key=body.idempotency_key or idempotency_key, notify_url=body.notify_url)
+    if not created:
+        response.status_code = 200
+    return job_json(app, view)
+
+
+@router.get("/renders")
+def list_renders(
+    caller: TenantDep, app: AppDep,
+    state: Annotated[JobState | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[str | None, Query(description="last id of the previous page")] = None,
+) -> dict[str, Any]:
+    found = app.renders.page(caller.tenant_id, state=state, limit=limit, before=before)
+    items = [job_json(app, v) for v in found]
+    return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
+
+
+@router.get("/renders/{job_id}")
+def get_render(job_id: str, caller: TenantDep, app: AppDep) -> dict[str, Any]:
+    return job_json(app, app.renders.get(caller.tenant_id, job_id))
+
+
+@router.get("/renders/{job_id}/progress")
+def render_progress(job_id: str, caller: TenantDep, app: AppDep) -> dict[str, Any]:
+    view = job_json(app, app.renders.get(caller.tenant_id, job_id))
+    return {k: view[k] for k in ("id", "state", "step", "percent", "eta_seconds", "frames")}
+
+
+@router.post("/renders/{job_id}/cancel")
+def cancel_render(job_id: str, caller: TenantDep, app: AppDep) -> dict[str, Any]:
+    return job_json(app, app.renders.cancel(caller.tenant_id, job_id))
+
+
+@router.post("/renders/{job_id}/retry", status_code=202)
+def retry_render(job_id: str, caller: TenantDep, app: AppDep) -> dict[str, Any]:
+    return job_json(app, app.renders.retry(caller.tenant_id, job_id))
+
+
+@router.get("/renders/{job_id}/logs")
+def render_logs(
+    job_id: str, caller: TenantDep, app: AppDep,
+    level: Annotated[Literal["debug", "info", "warning", "error"] | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    return [{"at": views.iso(r.at), "level": r.level, "message": r.message,
+             "task_id": r.task_id, "node_id": r.node_id}
+            for r in app.renders.logs(caller.tenant_id, job_id, level)]
+
+
+@router.get("/renders/{job_id}/preview")
+def render_preview(job_id: str, caller: TenantDep, app: AppDep) -> Response:
+    found = app.renders.preview(caller.tenant_id, job_id)
+    if found is None:
+        raise ApiError(404, "not_found", "no preview frame yet")
+    return send(found)
+
+
+@router.get("/renders/{job_id}/deliveries")
+def render_deliveries(job_id: str, caller: TenantDep, app: AppDep) -> list[dict[str, Any]]:
+    """The webhook calls made for this render: target, attempts, last status, state."""
+    return [{"id": d.id, "url": d.url, "event": d.event, "state": d.state,
+             "attempts": d.attempts, "last_status": d.last_status,
+             "last_error": d.last_error, "next_attempt_at": views.iso(d.next_attempt_at),
+             "delivered_at": views.iso(d.delivered_at)}
+            for d in app.renders.deliveries(caller.tenant_id, job_id)]
+
+
+# -- webhooks --------------------------------------------------------------------------------
+
+
+@router.post("/webhooks", status_code=201)
+def create_webhook(body: WebhookIn, caller: TenantDep, app: AppDep) -> dict[str, Any]:
+    """Subscribe a URL to this tenant's render events; the answer holds its signing secret."""
+    row = app.webhooks.subscribe(caller.tenant_id, body.url, list(body.events))
+    return {"id": row.id, "url": row.url, "events": row.events, "secret": row.secret}
+
+
+@router.get("/webhooks")
+def list_webhooks(caller: TenantDep, app: AppDep) -> dict[str, Any]:
+    """Subscriptions, and the secret that signs calls to renders' notify_url."""
+    return {"notify_url_secret": app.webhooks.tenant_secret(caller.tenant_id),
+            "webhooks": [{"id": r.id, "url": r.url, "events": r.events,
+                          "created_at": views.iso(r.created_at)}
+                         for r in app.webhooks.subscriptions(caller.tenant_id)]}
+
+
+@router.delete("/webhooks/{hook_id}", status_code=204)
+def delete_webhook(hook_id: str, caller: TenantDep, app: AppDep) -> Response:
+    app.webhooks.unsubscribe(caller.tenant_id, hook_id)
+    return Response(status_code=204)
+
+
+# -- snapshots -------------------------------------------------------------------------------
+
+
+@router.post("/snapshots", response_model=None)
+async def snapshot(body: SnapshotIn, caller: TenantDep, app: AppDep) -> Response:
+    """One frame as PNG or JPEG. Frames already rendered come from the cache at once;
+    others are rendered by a node (waiting up to ``wait`` seconds, else 202 with a job)."""
+    if sum(x is not None for x in (body.frame, body.at, body.scene)) > 1:
+        raise ApiError(422, "invalid_request", "give only one of frame, at, scene")
+    request: SnapshotRequest = await run_in_threadpool(
+        app.renders.prepare_snapshot, caller.tenant_id, document=body.document,
+        project_id=body.project_id, template_id=body.template_id, data=body.data,
+        frame=body.frame, at=body.at, scene=body.scene, image_format=body.format)
+    headers = {"X-Frame": str(request.frame)}
+    if await run_in_threadpool(app.renders.cached, request.cache_key):
+        headers["X-Cache"] = "hit"
+        response = send(app.renders.snapshot_file(request.cache_key, body.format))
+        response.headers.update(headers)
+        return response
+    job = await run_in_threadpool(app.renders.queue_snapshot, caller.tenant_id, request)
+    deadline = time.monotonic() + body.wait
+    while time.monotonic() < deadline:
+        row = await run_in_threadpool(app.renders.job, caller.tenant_id, job.id)
+        if row.state in FINISHED_JOB:
+            if row.state != JobState.SUCCEEDED:
+                raise ApiError(422 if row.failed_step else 500, "snapshot_failed",
+                               row.error or f"snapshot {row.state}")
+            headers.update({"X-Cache": "miss", "X-Job": job.id})
+            response = send(app.renders.snapshot_file(request.cache_key, body.format))
+            response.headers.update(headers)
+            return response
+        await asyncio.sleep(0.05)
+    return Response(status_code=202, media_type="application/json",
+                    content=f'{{"job_id": "{job.id}"}}', headers=headers)
+
+
+@router.get("/snapshots/{job_id}")
+def snapshot_result(job_id: str, caller: TenantDep, app: AppDep) -> Response:
+    """The image of a snapshot job, once it succeeded (202 while it runs)."""
+    job = app.renders.job(caller.tenant_id, job_id)
+    if job.kind != "snapshot":
+        raise ApiError(404, "not_found", f"{job_id} is not a snapshot")
+    if job.state != JobState.SUCCEEDED:
+        if job.state in FINISHED_JOB:
+            raise ApiError(422, "snapshot_failed", job.error or job.state)
+        return Response(status_code=202)
+    return send(app.renders.snapshot_file(job.options["cache_key"],
+                                          job.options.get("snapshot_format", "png")))

@@ -1,0 +1,134 @@
+"""The application layer: every use case of the service, orchestrated in one place.
+
+Routes (``framefarm.api``) parse, authorise and call one method here; nothing here
+imports FastAPI. Below it: the queue's lifecycle (``framefarm.queue``), the repositories
+(``framefarm.repos``), storage and the engine.
+
+- :class:`~framefarm.application.accounts.Accounts` — tenants and API keys
+- :class:`~framefarm.application.projects.Projects` — projects, assets, templates
+- :class:`~framefarm.application.renders.Renders` — submit, snapshots, progress, cancel
+- :class:`~framefarm.application.farm.Farm` — the node protocol and the admin's nodes
+- :class:`~framefarm.application.exports.Exports` — exports and signed links
+- :class:`~framefarm.application.webhooks.Webhooks` — subscriptions and the outbox sender
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from framefarm.application import views
+from framefarm.application.accounts import Accounts
+from framefarm.application.context import Context
+from framefarm.application.exports import Exports
+from framefarm.application.farm import Farm
+from framefarm.application.metrics import Counters
+from framefarm.application.projects import Projects
+from framefarm.application.renders import Renders
+from framefarm.application.webhooks import Webhooks
+from framefarm.clock import Clock
+from framefarm.db.database import open_database
+from framefarm.queue.lifecycle import Queue, QueueSettings
+from framefarm.settings import Settings
+from framefarm.storage.local import LocalStorage, Storage
+from framefarm.storage.s3 import S3Storage
+
+log = logging.getLogger("framefarm.api")
+
+
+def stored_secret(settings_value: str | None, path: Path) -> str:
+    """A secret from the settings, else one generated once and kept in the data dir."""
+    if settings_value:
+        return settings_value
+    if path.is_file():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(value)
+    return value
+
+
+def queue_settings(settings: Settings) -> QueueSettings:
+    return QueueSettings(
+        lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts,
+        retry_backoff_seconds=settings.retry_backoff_seconds,
+        node_block_failures=settings.node_block_failures,
+        max_concurrent_jobs=settings.max_concurrent_jobs,
+        node_offline_seconds=max(30.0, settings.heartbeat_seconds * 6))
+
+
+def build_storage(settings: Settings) -> Storage:
+    if settings.storage_backend == "s3":
+        return S3Storage(
+            settings.s3_bucket, cache_dir=settings.data_dir.resolve() / "s3-cache",
+            endpoint_url=settings.s3_endpoint_url, region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key, prefix=settings.s3_prefix,
+            public_endpoint_url=settings.s3_public_endpoint_url,
+            part_size=settings.s3_part_mb * 1024**2,
+            create_bucket=True)
+    return LocalStorage(settings.storage_dir)
+
+
+@dataclasses.dataclass
+class Application:
+    ctx: Context
+    accounts: Accounts
+    projects: Projects
+    renders: Renders
+    farm: Farm
+    exports: Exports
+    webhooks: Webhooks
+
+    @classmethod
+    def build(cls, ctx: Context) -> Application:
+        projects = Projects(ctx)
+        return cls(ctx, Accounts(ctx.db), projects, Renders(ctx, projects), Farm(ctx),
+                   Exports(ctx), Webhooks(ctx))
+
+    @property
+    def settings(self) -> Settings:
+        return self.ctx.settings
+
+    @property
+    def counters(self) -> Counters:
+        return self.ctx.counters
+
+    def webhook_payload(self, job_id: str) -> dict[str, Any]:
+        """The body of a webhook call, built when it is sent so its link is fresh."""
+        job = views.job(self.renders.get(None, job_id), self.settings.public_url)
+        payload: dict[str, Any] = {"job": job}
+        if job["export"]:
+            url, expires = self.exports.signed_url(job["export"]["id"])
+            payload.update(download_url=url, download_expires_at=expires)
+        return payload
+
+    def upkeep(self, client: httpx.Client, *, sweep: bool) -> None:
+        """One round of the server's housekeeping: requeue tasks whose lease expired, send
+        the webhooks that are due, and (when ``sweep``) delete expired exports."""
+        self.counters.requeued.inc(self.ctx.queue.requeue_expired())
+        self.webhooks.deliver_due(self.webhook_payload, client)
+        if sweep:
+            self.exports.sweep()
+
+    def close(self) -> None:
+        self.ctx.db.close()
+
+
+def build(settings: Settings, clock: Clock | None = None) -> Application:
+    data = settings.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    db = open_database(settings.db_url, clock)
+    ctx = Context(
+        settings=settings, db=db, queue=Queue(db, queue_settings(settings)),
+        storage=build_storage(settings),
+        secret_key=stored_secret(settings.secret_key, data / "secret.key").encode(),
+        enrolment_token=stored_secret(settings.enrolment_token, data / "enrolment.token"),
+        counters=Counters())
+    return Application.build(ctx)

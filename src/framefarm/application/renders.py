@@ -1,0 +1,252 @@
+"""Renders and snapshots: what a tenant submits (validated by the engine itself, with the
+real assets), how it is split into tasks, and how it is shown while it runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from framefarm import chunks, engine, errors, webhooks
+from framefarm.application.context import Context, Download, blob_key, download
+from framefarm.application.farm import node_status, tidy_parts
+from framefarm.application.projects import Projects, asset_name
+from framefarm.document import templates
+from framefarm.document.timeline import Timeline
+from framefarm.limits import Limits
+from framefarm.queue import states
+from framefarm.queue.lifecycle import TaskPlan, render_plan
+from framefarm.queue.states import TaskKind
+from framefarm.records import Delivery, Export, Job, LogLine
+from framefarm.repos import exports, jobs, nodes
+from framefarm.repos import webhooks as hooks
+
+RENDER_OPTIONS = ("quality", "size", "fps", "format")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobView:
+    """A job as callers see it: the row, its progress, its export."""
+
+    job: Job
+    summary: states.Summary
+    export: Export | None
+
+
+@dataclasses.dataclass(frozen=True)
+class SnapshotRequest:
+    document: dict[str, Any]
+    assets: Mapping[str, str]
+    project_id: str | None
+    frame: int
+    fps: int
+    limits: dict[str, Any]
+    cache_key: str
+    image_format: str
+
+
+def snapshot_key(document: Mapping[str, Any], assets: Mapping[str, str], frame: int,
+                 image_format: str) -> str:
+    """What a frame depends on, hashed: the filled document, the asset contents, the frame."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+    digest.update(json.dumps(dict(sorted(assets.items()))).encode())
+    digest.update(f"{frame}:{image_format}".encode())
+    return f"snapshots/{digest.hexdigest()}.{image_format}"
+
+
+def materialise(ctx: Context, assets: Mapping[str, str], folder: Path) -> None:
+    """Lay the job's assets out under their names (hard links to the blobs when the
+    filesystem allows, copies otherwise)."""
+    for name, sha in assets.items():
+        target = folder / asset_name(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = ctx.storage.local_path(blob_key(sha))
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+
+
+@dataclasses.dataclass
+class Renders:
+    ctx: Context
+    projects: Projects
+
+    # -- submitting ---------------------------------------------------------------------------
+
+    def _validate(self, document: Mapping[str, Any], assets: Mapping[str, str],
+                  options: Mapping[str, Any], limits: Limits) -> Timeline:
+        """Check the document exactly as a node will load it, with its real assets."""
+        folder = self.ctx.work_dir / f"validate-{os.getpid()}-{time.monotonic_ns()}"
+        folder.mkdir(parents=True)
+        try:
+            materialise(self.ctx, assets, folder)
+            overrides = {k: options[k] for k in RENDER_OPTIONS if options.get(k) is not None}
+            return engine.load_timeline(document, base_dir=folder, limits=limits, **overrides)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def resolve_source(
+        self, tenant_id: str, *, document: Mapping[str, Any] | None, project_id: str | None,
+        template_id: str | None, data: Mapping[str, Any] | None,
+    ) -> tuple[dict[str, Any], str | None]:
+        """The filled document of a submission and the project whose assets it uses."""
+        if document is None and project_id is None and template_id is None:
+            raise errors.DocumentError("give one of 'document', 'project_id' or 'template_id'")
+        if template_id is not None:
+            template = self.projects.template(tenant_id, template_id)
+            raw, project_id = template.document, project_id or template.project_id
+        elif document is not None:
+            raw = document
+        else:
+            assert project_id is not None
+            project, _ = self.projects.get(tenant_id, project_id)
+            raw = project.document
+            if raw is None:
+                raise errors.DocumentError(f"project {project_id} has no document yet; PUT "
+                                           "one first")
+        if not isinstance(raw, dict):
+            raise errors.DocumentError("the document must be a JSON object")
+        filled = templates.resolve(raw, data)
+        for key in ("variables", "blocks"):
+            filled.pop(key, None)
+        return filled, project_id
+
+    def submit(
+        self, tenant_id: str, *, document: Mapping[str, Any] | None = None,
+        project_id: str | None = None, template_id: str | None = None,
+        data: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None,
+        priority: int = 0, idempotency_key: str | None = None, notify_url: str | None = None,
+    ) -> tuple[JobView, bool]:
+        filled, project_id = self.resolve_source(tenant_id, document=document,
+                                                 project_id=project_id,
+                                                 template_id=template_id, data=data)
+        options = {k: v for k, v in (options or {}).items() if v is not None}
+        if notify_url:
+            try:
+                webhooks.check_url(notify_url,
+                                   allow_private=self.ctx.settings.webhook_allow_private)
+            except webhooks.UnsafeTarget as exc:
+                raise errors.DocumentError(f"notify_url: {exc}") from None
+        assets = self.projects.asset_map(tenant_id, project_id)
+        limits = Limits()
+        tl = self._validate(filled, assets, options, limits)
+        if tl.output.format == "png":
+            plan = [TaskPlan(TaskKind.SNAPSHOT, 0, 0, 1)]
+            kind = "snapshot"
+        else:
+            with self.ctx.db.read() as conn:
+                online = sum(node_status(self.ctx, n) in ("online", "busy")
+                             for n in nodes.list_all(conn))
+            plan = render_plan(chunks.plan(tl.total_frames, tl.fps, nodes=online,
+                                           min_chunk_seconds=self.ctx.settings.min_chunk_seconds,
+                                           max_chunks=tl.project.limits.max_chunks),
+                               tl.total_frames)
+            kind = "render"
+        job, created = self.ctx.queue.submit(
+            tenant_id, kind=kind, document=filled, options=options, assets=assets,
+            limits=limits.model_dump(), frames_total=tl.total_frames, fps=tl.fps, plan=plan,
+            priority=priority, project_id=project_id, idempotency_key=idempotency_key,
+            notify_url=notify_url)
+        return self.view(job), created
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def prepare_snapshot(
+        self, tenant_id: str, *, document: Mapping[str, Any] | None, project_id: str | None,
+        template_id: str | None, data: Mapping[str, Any] | None, frame: int | None,
+        at: float | None, scene: int | None, image_format: str,
+    ) -> SnapshotRequest:
+        """Validate a snapshot request and work out its frame and cache key."""
+        filled, project_id = self.resolve_source(tenant_id, document=document,
+                                                 project_id=project_id,
+                                                 template_id=template_id, data=data)
+        assets = self.projects.asset_map(tenant_id, project_id)
+        limits = Limits()
+        tl = self._validate(filled, assets, {}, limits)
+        try:
+            chosen = tl.select_frame(frame=frame, at=at, scene=scene)
+        except errors.FrameSelectionError as exc:
+            raise exc.labelled(exc.field) from None
+        key = snapshot_key(filled, assets, chosen, image_format)
+        return SnapshotRequest(filled, assets, project_id, chosen, tl.fps, limits.model_dump(),
+                               key, image_format)
+
+    def queue_snapshot(self, tenant_id: str, request: SnapshotRequest) -> Job:
+        job, _ = self.ctx.queue.submit(
+            tenant_id, kind="snapshot", document=request.document,
+            options={"snapshot_format": request.image_format, "cache_key": request.cache_key},
+            assets=request.assets, limits=request.limits, frames_total=1, fps=request.fps,
+            plan=[TaskPlan(TaskKind.SNAPSHOT, 0, request.frame, request.frame + 1)],
+            priority=10, project_id=request.project_id)
+        return job
+
+    def cached(self, key: str) -> bool:
+        return self.ctx.storage.exists(key)
+
+    def snapshot_file(self, key: str, image_format: str) -> Download:
+        media = {"png": "image/png", "jpeg": "image/jpeg"}.get(image_format, "image/png")
+        return download(self.ctx, key, media)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def job(self, tenant_id: str | None, job_id: str) -> Job:
+        with self.ctx.db.read() as conn:
+            return jobs.get(conn, job_id, tenant_id)
+
+    def view(self, job: Job) -> JobView:
+        return self.views([job])[0]
+
+    def views(self, rows: Sequence[Job]) -> list[JobView]:
+        """Jobs with their progress and exports, in two queries whatever their number."""
+        ids = [job.id for job in rows]
+        with self.ctx.db.read() as conn:
+            tasks = jobs.tasks_of(conn, ids)
+            found = exports.for_jobs(conn, ids)
+        return [JobView(job, self.ctx.queue.summary(job, tasks[job.id]), found.get(job.id))
+                for job in rows]
+
+    def get(self, tenant_id: str | None, job_id: str) -> JobView:
+        return self.view(self.job(tenant_id, job_id))
+
+    def page(self, tenant_id: str, *, state: str | None = None, limit: int = 50,
+             before: str | None = None) -> list[JobView]:
+        with self.ctx.db.read() as conn:
+            rows = jobs.list_for(conn, tenant_id, state=state, limit=limit, before=before)
+        return self.views(rows)
+
+    def update_times(self, job_ids: Sequence[str]) -> dict[str, Any]:
+        with self.ctx.db.read() as conn:
+            return jobs.update_times(conn, job_ids)
+
+    def logs(self, tenant_id: str, job_id: str, level: str | None = None) -> list[LogLine]:
+        with self.ctx.db.read() as conn:
+            jobs.get(conn, job_id, tenant_id)
+            return jobs.logs(conn, job_id, level)
+
+    def preview(self, tenant_id: str, job_id: str) -> Download | None:
+        job = self.job(tenant_id, job_id)
+        return download(self.ctx, job.preview_key, "image/jpeg") if job.preview_key else None
+
+    def deliveries(self, tenant_id: str, job_id: str) -> list[Delivery]:
+        with self.ctx.db.read() as conn:
+            jobs.get(conn, job_id, tenant_id)
+            return hooks.deliveries(conn, job_id)
+
+    # -- changing -----------------------------------------------------------------------------
+
+    def cancel(self, tenant_id: str, job_id: str) -> JobView:
+        job = self.ctx.queue.cancel(tenant_id, job_id)
+        tidy_parts(self.ctx, job)
+        return self.view(job)
+
+    def retry(self, tenant_id: str, job_id: str) -> JobView:
+        return self.view(self.ctx.queue.retry(tenant_id, job_id))
+

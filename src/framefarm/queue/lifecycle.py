@@ -1,0 +1,447 @@
+"""The life of jobs and tasks: submit, claim, heartbeat, complete, fail, requeue, cancel,
+retry. Each operation is one transaction over the repositories, and every state it
+writes comes from the state machine (:mod:`framefarm.queue.states`).
+
+A job that reaches succeeded, failed or cancelled gets its webhook deliveries written in
+the same transaction (the outbox), so no caller can forget them and a crash between the
+two loses nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from framefarm import webhooks as webhooks_shared
+from framefarm.db import schema as t
+from framefarm.db.database import Database, new_id, retry_deadlocks
+from framefarm.queue import states
+from framefarm.queue.errors import (
+    Conflict,
+    IllegalTransition,
+    NotFound,
+    StaleLease,
+    TooManyJobs,
+)
+from framefarm.queue.states import JobEvent, JobState, TaskEvent, TaskKind, TaskState
+from framefarm.records import Job, Task
+from framefarm.repos import exports, jobs, nodes, webhooks
+from framefarm.repos.exports import ExportMeta
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueSettings:
+    lease_seconds: float = 30.0
+    max_attempts: int = 3
+    retry_backoff_seconds: float = 2.0
+    node_block_failures: int = 2
+    max_concurrent_jobs: int = 50
+    node_offline_seconds: float = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskPlan:
+    kind: TaskKind
+    idx: int
+    frame_start: int = 0
+    frame_end: int = 0
+    waiting: bool = False
+
+
+def render_plan(chunks: Sequence[tuple[int, int]], frames_total: int) -> list[TaskPlan]:
+    """A render job's tasks: one per chunk, the audio mix, and the assemble task that
+    waits for them all."""
+    plans = [TaskPlan(TaskKind.RENDER, i, a, b) for i, (a, b) in enumerate(chunks)]
+    plans.append(TaskPlan(TaskKind.AUDIO, len(plans), 0, frames_total))
+    plans.append(TaskPlan(TaskKind.ASSEMBLE, len(plans), 0, frames_total, waiting=True))
+    return plans
+
+
+class Queue:
+    def __init__(self, db: Database, settings: QueueSettings | None = None) -> None:
+        self.db = db
+        self.settings = settings or QueueSettings()
+
+    def now(self) -> dt.datetime:
+        return self.db.now()
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def submit(
+        self, tenant_id: str, *, kind: str, document: Any, options: Mapping[str, Any],
+        assets: Mapping[str, str], frames_total: int, fps: int, plan: Sequence[TaskPlan],
+        limits: Mapping[str, Any] | None = None, priority: int = 0,
+        project_id: str | None = None, idempotency_key: str | None = None,
+        notify_url: str | None = None, attempt: int = 1, retry_of: str | None = None,
+    ) -> tuple[Job, bool]:
+        """Queue a job and its tasks. Returns (job, created): with a known idempotency key
+        the existing job comes back and nothing is queued."""
+        if not plan:
+            raise ValueError("a job needs at least one task")
+        try:
+            return self._submit(tenant_id, kind, document, options, assets, frames_total,
+                                fps, plan, limits, priority, project_id, idempotency_key,
+                                notify_url, attempt, retry_of)
+        except sa.exc.IntegrityError:
+            # Two submits with one idempotency key at once: the loser gets the winner's job.
+            if idempotency_key:
+                with self.db.read() as conn:
+                    existing = jobs.by_idempotency_key(conn, tenant_id, idempotency_key)
+                if existing is not None:
+                    return existing, False
+            raise
+
+    def _submit(self, tenant_id: str, kind: str, document: Any, options: Mapping[str, Any],
+                assets: Mapping[str, str], frames_total: int, fps: int,
+                plan: Sequence[TaskPlan], limits: Mapping[str, Any] | None, priority: int,
+                project_id: str | None, idempotency_key: str | None, notify_url: str | None,
+                attempt: int, retry_of: str | None) -> tuple[Job, bool]:
+        now = self.now()
+        job_id = new_id("job")
+        with self.db.tx() as conn:
+            if idempotency_key:
+                existing = jobs.by_idempotency_key(conn, tenant_id, idempotency_key)
+                if existing is not None:
+                    return existing, False
+            limit = conn.execute(sa.select(t.tenants.c.max_concurrent_jobs).where(
+                t.tenants.c.id == tenant_id)).scalar()
+            if limit is None:
+                limit = self.settings.max_concurrent_jobs
+            active = jobs.count_unfinished(conn, tenant_id)
+            if active >= limit:
+                raise TooManyJobs(f"the tenant has {active} unfinished jobs; the limit is {limit}")
+            jobs.insert(conn, dict(
+                id=job_id, tenant_id=tenant_id, kind=kind, state=JobState.QUEUED,
+                step="queued", priority=priority, project_id=project_id, document=document,
+                options=dict(options), assets=dict(assets),
+                limits=dict(limits) if limits is not None else None,
+                frames_total=frames_total, fps=fps, attempt=attempt, retry_of=retry_of,
+                idempotency_key=idempotency_key, notify_url=notify_url, created_at=now,
+                updated_at=now), [
+                dict(id=new_id("tsk"), job_id=job_id, tenant_id=tenant_id, kind=p.kind,
+                     idx=p.idx, frame_start=p.frame_start, frame_end=p.frame_end,
+                     state=TaskState.WAITING if p.waiting else TaskState.QUEUED,
+                     priority=priority, job_created_at=now, failures=0, requeues=0,
+                     not_before=now, frames_done=0)
+                for p in plan
+            ])
+            jobs.log(conn, job_id, "info", f"queued: {len(plan)} tasks, {frames_total} frames",
+                     now=now)
+            return jobs.get(conn, job_id), True
+
+    @retry_deadlocks
+    def cancel(self, tenant_id: str | None, job_id: str) -> Job:
+        """Queued tasks stop at once; running ones are told at their next report."""
+        with self.db.tx() as conn:
+            jobs.get(conn, job_id, tenant_id)  # 404 for other tenants, before locking
+            self.db.lock_job(conn, job_id)
+            job = jobs.get(conn, job_id, tenant_id)
+            if job.state in states.FINISHED_JOB:
+                raise Conflict(f"job {job_id} already {job.state}")
+            now = self.now()
+            jobs.move_tasks(conn, job_id, TaskEvent.CANCEL, finished_at=now)
+            jobs.move_job(conn, job, JobEvent.CANCEL, step="cancelled", finished_at=now,
+                          updated_at=now)
+            jobs.log(conn, job_id, "info", "cancelled", now=now)
+            job = jobs.get(conn, job_id)
+            self._outbox(conn, job)
+            return job
+
+    def retry(self, tenant_id: str, job_id: str) -> Job:
+        """A new attempt of a failed or cancelled job, with the same document and options."""
+        with self.db.read() as conn:
+            old = jobs.get(conn, job_id, tenant_id)
+            tasks = jobs.tasks(conn, job_id)
+        try:
+            states.job_transition(old.state, JobEvent.RETRY)
+        except IllegalTransition:
+            raise Conflict(f"only failed or cancelled jobs can be retried; this one is "
+                           f"{old.state}") from None
+        plan = [TaskPlan(TaskKind(r.kind), r.idx, r.frame_start, r.frame_end,
+                         waiting=r.kind == TaskKind.ASSEMBLE) for r in tasks]
+        job, _ = self.submit(
+            tenant_id, kind=old.kind, document=old.document, options=old.options,
+            assets=old.assets, limits=old.limits, frames_total=old.frames_total, fps=old.fps,
+            plan=plan, priority=old.priority, project_id=old.project_id,
+            notify_url=old.notify_url, attempt=old.attempt + 1, retry_of=job_id)
+        return job
+
+    # -- the node's side: claim, heartbeat, complete, fail ----------------------------------
+
+    @retry_deadlocks
+    def claim(self, node_id: str) -> Task | None:
+        """Hand this node one runnable task with a fresh lease (the task as leased), or
+        None: nothing to do (or the node is draining). A node that still holds a running
+        task gets it back with its lease (the answer to its previous claim was lost)."""
+        now = self.now()
+        with self.db.tx() as conn:
+            node = nodes.find(conn, node_id)
+            if node is None:
+                return None
+            held = jobs.running_on(conn, node_id)
+            if held:
+                nodes.update(conn, node_id, last_heartbeat=now, current_task_id=held[0].id)
+                return held[0]
+            if node.draining:
+                return None
+            row = self.db.lock_candidate(conn, jobs.claim_candidates(node_id, now))
+            if row is None:
+                nodes.update(conn, node_id, last_heartbeat=now, current_task_id=None)
+                return None
+            task = jobs.get_task(conn, row.id)
+            assert task is not None
+            token = secrets.token_hex(16)
+            expires = now + dt.timedelta(seconds=self.settings.lease_seconds)
+            leased = dataclasses.replace(
+                task, state=TaskState.RUNNING, node_id=node_id, lease_token=token,
+                lease_expires_at=expires, started_at=now, frames_done=0)
+            if not jobs.move_task(conn, task, TaskEvent.CLAIM, node_id=node_id,
+                                  lease_token=token, lease_expires_at=expires, started_at=now,
+                                  frames_done=0):
+                return None
+            nodes.update(conn, node_id, last_heartbeat=now, current_task_id=task.id)
+            jobs.log(conn, task.job_id, "info", f"{task.kind} {task.idx} [{task.frame_start}, "
+                     f"{task.frame_end}) claimed", now=now, task_id=task.id, node_id=node_id)
+            self._refresh_job(conn, task.job_id)
+        return leased
+
+    def leased(self, task_id: str, token: str) -> Task:
+        """The task a node holds a lease on (checked), for its inputs and uploads."""
+        with self.db.read() as conn:
+            return _leased(conn, task_id, token)
+
+    @retry_deadlocks
+    def heartbeat(self, task_id: str, token: str, frames_done: int | None = None,
+                  preview_key: str | None = None) -> str:
+        """Extend a lease (and record progress); returns 'continue' or 'cancel'."""
+        now = self.now()
+        with self.db.tx() as conn:
+            task = _leased(conn, task_id, token)
+            event = TaskEvent.PROGRESS if frames_done is not None else TaskEvent.HEARTBEAT
+            _check(task, TaskEvent.HEARTBEAT)
+            if task.state == TaskState.CANCELLED:
+                return "cancel"
+            values: dict[str, Any] = {
+                "lease_expires_at": now + dt.timedelta(seconds=self.settings.lease_seconds)}
+            if frames_done is not None:
+                values["frames_done"] = max(0, min(frames_done,
+                                                   task.frame_end - task.frame_start))
+            if not jobs.move_task(conn, task, event, **values):
+                raise StaleLease(f"task {task_id}: this lease is no longer valid")
+            if task.node_id:
+                nodes.update(conn, task.node_id, last_heartbeat=now)
+            job_values: dict[str, Any] = {"updated_at": now}
+            if preview_key:
+                job_values["preview_key"] = preview_key
+            jobs.update(conn, task.job_id, **job_values)
+        return "continue"
+
+    @retry_deadlocks
+    def complete(self, task_id: str, token: str, output_key: str | None,
+                 export: ExportMeta | None = None) -> Job:
+        """Mark a leased task done; unblocks the assemble task when its inputs are all done.
+        An assemble task's ``export`` is recorded in the same transaction, so a job is never
+        seen succeeded without its export. Returns the job after the change."""
+        now = self.now()
+        with self.db.tx() as conn:
+            task = _leased(conn, task_id, token, lock=self.db)
+            _check(task, TaskEvent.COMPLETE)
+            jobs.move_task(conn, task, TaskEvent.COMPLETE, output_key=output_key,
+                           finished_at=now, lease_token=None, lease_expires_at=None,
+                           frames_done=task.frame_end - task.frame_start)
+            if task.node_id:
+                nodes.count_done(conn, task.node_id, now=now)
+            job_id = task.job_id
+            if task.kind in (TaskKind.ASSEMBLE, TaskKind.SNAPSHOT):
+                jobs.update(conn, job_id, result_key=output_key)
+            if export is not None and task.kind == TaskKind.ASSEMBLE:
+                exports.insert(conn, task.tenant_id, job_id, export, now=now)
+            if jobs.count_pending_inputs(conn, job_id) == 0:
+                jobs.move_tasks(conn, job_id, TaskEvent.READY,
+                                where=[t.tasks.c.state == TaskState.WAITING], not_before=now)
+            jobs.log(conn, job_id, "info", f"{task.kind} {task.idx} done", now=now,
+                     task_id=task_id, node_id=task.node_id)
+            return self._refresh_job(conn, job_id)
+
+    @retry_deadlocks
+    def fail(self, task_id: str, token: str, error: str, *, permanent: bool = False,
+             step: str | None = None) -> Job:
+        """A node reports a failure. Invalid input (``permanent``) fails the job at once;
+        otherwise the task is retried later, preferably elsewhere, until it has failed
+        ``max_attempts`` times. A node failing one job repeatedly is blocked from it."""
+        now = self.now()
+        s = self.settings
+        with self.db.tx() as conn:
+            task = _leased(conn, task_id, token, lock=self.db)
+            _check(task, TaskEvent.FAIL)
+            job_id, node_id = task.job_id, task.node_id
+            failures = task.failures + 1
+            if node_id:
+                nodes.count_failure(conn, node_id, task_id, job_id, error, now=now)
+                self._count_node_failure(conn, job_id, node_id)
+            if permanent or failures >= s.max_attempts:
+                jobs.move_task(conn, task, TaskEvent.FAIL, failures=failures, error=error,
+                               finished_at=now, lease_token=None, lease_expires_at=None)
+                jobs.move_tasks(conn, job_id, TaskEvent.CANCEL, finished_at=now)
+                jobs.update(conn, job_id, error=error, failed_step=step or task.kind)
+                jobs.log(conn, job_id, "error", f"{task.kind} {task.idx} failed"
+                         f"{'' if permanent else f' {failures} times'}: {error}", now=now,
+                         task_id=task_id, node_id=node_id)
+            else:
+                delay = s.retry_backoff_seconds * 2 ** (failures - 1)
+                jobs.move_task(conn, task, TaskEvent.RETRY, failures=failures, error=error,
+                               not_before=now + dt.timedelta(seconds=delay),
+                               last_failed_node=node_id, node_id=None, lease_token=None,
+                               lease_expires_at=None, frames_done=0)
+                jobs.log(conn, job_id, "warning", f"{task.kind} {task.idx} failed "
+                         f"(attempt {failures}), retrying in {delay:g}s: {error}", now=now,
+                         task_id=task_id, node_id=node_id)
+            return self._refresh_job(conn, job_id)
+
+    def _count_node_failure(self, conn: Connection, job_id: str, node_id: str) -> None:
+        failures = jobs.count_node_failure(conn, job_id, node_id)
+        if failures < self.settings.node_block_failures:
+            return
+        job = jobs.get(conn, job_id)
+        states.job_transition(job.state, JobEvent.BLOCK_NODE)
+        jobs.block_node(conn, job_id, node_id)
+        jobs.log(conn, job_id, "warning", f"node {node_id} blocked for this job after "
+                 f"{failures} failures", now=self.now(), node_id=node_id)
+
+    # -- requeueing ---------------------------------------------------------------------------
+
+    @retry_deadlocks
+    def requeue_expired(self) -> int:
+        """Requeue running tasks whose lease expired; this spends no retry. The server's
+        upkeep loop calls it, not every claim."""
+        now = self.now()
+        with self.db.tx() as conn:
+            requeued = 0
+            for task in jobs.expired(conn, now):
+                # Task (under its job's lock) first, then the node: the order complete() uses.
+                if not self._requeue(conn, task.id, task.job_id, TaskEvent.EXPIRE,
+                                     "lease expired",
+                                     where=[t.tasks.c.lease_expires_at < now]):
+                    continue  # finished, requeued or re-leased since the SELECT
+                requeued += 1
+                nodes.count_lost_lease(conn, task.node_id, task.id, task.job_id, now=now)
+            # Cancelled tasks whose node went quiet need no more answers.
+            conn.execute(t.tasks.update().where(
+                t.tasks.c.state == TaskState.CANCELLED, t.tasks.c.lease_expires_at < now,
+            ).values(lease_token=None, lease_expires_at=None))
+        return requeued
+
+    @retry_deadlocks
+    def release_node(self, node_id: str) -> int:
+        """Requeue the node's running tasks now (an admin's answer to a stuck node)."""
+        with self.db.tx() as conn:
+            nodes.get(conn, node_id)
+            released = sum(self._requeue(conn, task.id, task.job_id, TaskEvent.REQUEUE,
+                                         "released by an admin",
+                                         where=[t.tasks.c.node_id == node_id])
+                           for task in jobs.running_on(conn, node_id))
+            nodes.update(conn, node_id, current_task_id=None)
+        return released
+
+    def forget_node(self, node_id: str) -> None:
+        """Requeue the node's tasks and remove it with its history (it must register
+        again to come back)."""
+        self.release_node(node_id)
+        with self.db.tx() as conn:
+            nodes.delete(conn, node_id)
+
+    def _requeue(self, conn: Connection, task_id: str, job_id: str, event: TaskEvent,
+                 why: str, *, where: Sequence[Any]) -> bool:
+        """Requeue the task if it is still what the caller saw: running and matching
+        ``where``. False if it changed meanwhile."""
+        self.db.lock_job(conn, job_id)
+        task = jobs.get_task(conn, task_id)
+        if task is None or task.state != TaskState.RUNNING:
+            return False
+        if not jobs.move_task(conn, task, event, where=where, node_id=None,
+                              last_failed_node=task.node_id, lease_token=None,
+                              lease_expires_at=None, frames_done=0,
+                              requeues=t.tasks.c.requeues + 1, not_before=self.now()):
+            return False
+        jobs.log(conn, job_id, "warning", f"task requeued: {why}", now=self.now(),
+                 task_id=task_id)
+        self._refresh_job(conn, job_id)
+        return True
+
+    # -- the job follows its tasks ------------------------------------------------------------
+
+    def summary(self, job: Job, tasks: Sequence[Task]) -> states.Summary:
+        return _summarise(job, tasks, self.now())
+
+    def _refresh_job(self, conn: Connection, job_id: str) -> Job:
+        """Move the job to the state its tasks say, with its step and times; a job that
+        finishes here gets its webhook deliveries in this transaction."""
+        job = jobs.get(conn, job_id)
+        now = self.now()
+        summary = _summarise(job, jobs.tasks(conn, job_id), now)
+        values: dict[str, Any] = {"step": summary.step, "updated_at": now}
+        if summary.state != JobState.QUEUED and job.started_at is None:
+            values["started_at"] = now
+        finishing = summary.state in states.FINISHED_JOB and job.finished_at is None
+        if finishing:
+            values["finished_at"] = now
+            jobs.log(conn, job_id, "info", f"job {summary.state}", now=now)
+        jobs.move_job(conn, job, states.job_event(job.state, summary.state), **values)
+        job = jobs.get(conn, job_id)
+        if finishing:
+            self._outbox(conn, job)
+        return job
+
+    def _outbox(self, conn: Connection, job: Job) -> None:
+        """One delivery per target for a finished render: its notify_url and every tenant
+        webhook subscribed to the event."""
+        event = f"render.{job.state}"
+        if event not in webhooks_shared.EVENTS or job.kind != "render":
+            return
+        targets: list[tuple[str | None, str]] = []
+        if job.notify_url:
+            targets.append((None, job.notify_url))
+        targets += [(hook.id, hook.url) for hook in webhooks.subscriptions(conn, job.tenant_id)
+                    if event in hook.events]
+        for hook_id, url in targets:
+            webhooks.add_delivery(conn, tenant_id=job.tenant_id, job_id=job.id,
+                                  webhook_id=hook_id, url=url, event=event, now=self.now())
+
+
+def _summarise(job: Job, tasks: Sequence[Task], now: dt.datetime) -> states.Summary:
+    views = [states.TaskView(r.kind, r.state, r.frame_start, r.frame_end, r.frames_done)
+             for r in tasks]
+    return states.summarise(views, cancelled=job.state == JobState.CANCELLED,
+                            started_at=job.started_at, now=now)
+
+
+def _check(task: Task, event: TaskEvent) -> None:
+    """A node's report on a task that the state machine does not allow is a stale lease."""
+    try:
+        states.task_transition(task.state, event)
+    except IllegalTransition:
+        raise StaleLease(f"task {task.id} is {task.state}") from None
+
+
+def _leased(conn: Connection, task_id: str, token: str, lock: Database | None = None) -> Task:
+    """The task, if ``token`` is its lease. With ``lock``, its job is locked first and the
+    task read after, so what the caller checks cannot change before it writes."""
+    if lock is not None:
+        job_id = jobs.job_of_task(conn, task_id)
+        if job_id is not None:
+            lock.lock_job(conn, job_id)
+    task = jobs.get_task(conn, task_id)
+    # Bytes, so a token that is not ASCII is a wrong token, not a TypeError.
+    if task is None or task.lease_token is None or not secrets.compare_digest(
+            task.lease_token.encode(), token.encode()):
+        raise StaleLease(f"task {task_id}: this lease is no longer valid")
+    return task
+
+
+__all__ = ["ExportMeta", "NotFound", "Queue", "QueueSettings", "TaskPlan", "render_plan"]

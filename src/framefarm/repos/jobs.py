@@ -1,0 +1,239 @@
+"""Jobs, their tasks, their logs and the nodes blocked from them.
+
+State columns are written only by :func:`move_task`, :func:`move_tasks` and
+:func:`move_job`, which ask the state machine (:mod:`framefarm.queue.states`) for the new
+state and write it guarded by the old one, so a row that changed meanwhile is not
+overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from framefarm.db import schema as t
+from framefarm.queue import states
+from framefarm.queue.states import JobEvent, TaskEvent, TaskState
+from framefarm.records import Job, LogLine, Task
+from framefarm.repos import rows
+
+_LEVELS = ("debug", "info", "warning", "error")
+
+
+# -- jobs ---------------------------------------------------------------------------------
+
+
+def insert(conn: Connection, job: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]]) -> None:
+    conn.execute(t.jobs.insert().values(**job))
+    conn.execute(t.tasks.insert(), [dict(task) for task in tasks])
+
+
+def get(conn: Connection, job_id: str, tenant_id: str | None = None) -> Job:
+    """A job; ``tenant_id`` None is for nodes and admins."""
+    query = sa.select(t.jobs).where(t.jobs.c.id == job_id)
+    if tenant_id is not None:
+        query = query.where(t.jobs.c.tenant_id == tenant_id)
+    return rows.one(conn, query, Job, f"no job {job_id}")
+
+
+def by_idempotency_key(conn: Connection, tenant_id: str, key: str) -> Job | None:
+    return rows.first(conn, sa.select(t.jobs).where(
+        t.jobs.c.tenant_id == tenant_id, t.jobs.c.idempotency_key == key), Job)
+
+
+def count_unfinished(conn: Connection, tenant_id: str) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(t.jobs).where(
+        t.jobs.c.tenant_id == tenant_id,
+        t.jobs.c.state.notin_(states.FINISHED_JOB))).scalar_one())
+
+
+def list_for(conn: Connection, tenant_id: str, *, state: str | None = None, limit: int = 50,
+             before: str | None = None) -> list[Job]:
+    """Newest first; ``before`` is the last id of the previous page."""
+    query = sa.select(t.jobs).where(t.jobs.c.tenant_id == tenant_id)
+    if state:
+        query = query.where(t.jobs.c.state == state)
+    if before:
+        anchor = get(conn, before, tenant_id)
+        query = query.where(sa.or_(
+            t.jobs.c.created_at < anchor.created_at,
+            sa.and_(t.jobs.c.created_at == anchor.created_at, t.jobs.c.id < before)))
+    return rows.every(conn, query.order_by(t.jobs.c.created_at.desc(), t.jobs.c.id.desc())
+                      .limit(limit), Job)
+
+
+def update_times(conn: Connection, job_ids: Sequence[str]) -> dict[str, dt.datetime]:
+    """When each of these jobs last changed (one query per 500 jobs)."""
+    found: dict[str, dt.datetime] = {}
+    for start in range(0, len(job_ids), 500):
+        batch = list(job_ids[start:start + 500])
+        found.update((row.id, row.updated_at) for row in conn.execute(
+            sa.select(t.jobs.c.id, t.jobs.c.updated_at).where(t.jobs.c.id.in_(batch))))
+    return found
+
+
+def update(conn: Connection, job_id: str, **values: Any) -> None:
+    """Write columns other than ``state`` (use :func:`move_job` for that)."""
+    assert "state" not in values, "job states change through move_job"
+    conn.execute(t.jobs.update().where(t.jobs.c.id == job_id).values(**values))
+
+
+def move_job(conn: Connection, job: Job, event: JobEvent, **values: Any) -> states.JobState:
+    """Apply ``event`` to the job (as read in this transaction); returns its new state."""
+    new = states.job_transition(job.state, event)
+    conn.execute(t.jobs.update().where(t.jobs.c.id == job.id, t.jobs.c.state == job.state)
+                 .values(state=new, **values))
+    return new
+
+
+# -- tasks --------------------------------------------------------------------------------
+
+
+def tasks(conn: Connection, job_id: str) -> list[Task]:
+    return rows.every(conn, sa.select(t.tasks).where(t.tasks.c.job_id == job_id)
+                      .order_by(t.tasks.c.idx), Task)
+
+
+def tasks_of(conn: Connection, job_ids: Sequence[str]) -> dict[str, list[Task]]:
+    """The tasks of many jobs in one query (lists of jobs run a fixed number of queries)."""
+    found: dict[str, list[Task]] = {job_id: [] for job_id in job_ids}
+    if job_ids:
+        for task in rows.every(conn, sa.select(t.tasks).where(t.tasks.c.job_id.in_(
+                list(job_ids))).order_by(t.tasks.c.job_id, t.tasks.c.idx), Task):
+            found[task.job_id].append(task)
+    return found
+
+
+def get_task(conn: Connection, task_id: str) -> Task | None:
+    return rows.first(conn, sa.select(t.tasks).where(t.tasks.c.id == task_id), Task)
+
+
+def job_of_task(conn: Connection, task_id: str) -> str | None:
+    return conn.execute(sa.select(t.tasks.c.job_id).where(t.tasks.c.id == task_id)).scalar()
+
+
+def outputs(conn: Connection, job_id: str) -> list[Task]:
+    """The job's succeeded tasks, in order: what an assemble task joins."""
+    return rows.every(conn, sa.select(t.tasks).where(
+        t.tasks.c.job_id == job_id, t.tasks.c.state == TaskState.SUCCEEDED)
+        .order_by(t.tasks.c.idx), Task)
+
+
+def count_pending_inputs(conn: Connection, job_id: str) -> int:
+    """Render and audio tasks of the job that have not succeeded yet."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(t.tasks).where(
+        t.tasks.c.job_id == job_id, t.tasks.c.kind.in_([states.TaskKind.RENDER,
+                                                        states.TaskKind.AUDIO]),
+        t.tasks.c.state != TaskState.SUCCEEDED)).scalar_one())
+
+
+def expired(conn: Connection, now: dt.datetime) -> list[Task]:
+    return rows.every(conn, sa.select(t.tasks).where(
+        t.tasks.c.state == TaskState.RUNNING, t.tasks.c.lease_expires_at < now), Task)
+
+
+def running_on(conn: Connection, node_id: str) -> list[Task]:
+    return rows.every(conn, sa.select(t.tasks).where(
+        t.tasks.c.node_id == node_id, t.tasks.c.state == TaskState.RUNNING), Task)
+
+
+def state_counts(conn: Connection) -> dict[str, int]:
+    counted = conn.execute(sa.select(t.tasks.c.state, sa.func.count())
+                           .group_by(t.tasks.c.state)).all()
+    return {row[0]: int(row[1]) for row in counted}
+
+
+def update_task(conn: Connection, task_id: str, **values: Any) -> None:
+    """Write columns other than ``state`` (use :func:`move_task` for that)."""
+    assert "state" not in values, "task states change through move_task"
+    conn.execute(t.tasks.update().where(t.tasks.c.id == task_id).values(**values))
+
+
+def move_task(conn: Connection, task: Task, event: TaskEvent, *,
+              where: Sequence[Any] = (), **values: Any) -> bool:
+    """Apply ``event`` to the task (as read in this transaction), if it is still in that
+    state and matches ``where``; False if it changed meanwhile."""
+    new = states.task_transition(task.state, event)
+    query = t.tasks.update().where(t.tasks.c.id == task.id, t.tasks.c.state == task.state,
+                                   *where)
+    return bool(conn.execute(query.values(state=new, **values)).rowcount)
+
+
+def move_tasks(conn: Connection, job_id: str, event: TaskEvent, *,
+               where: Sequence[Any] = (), **values: Any) -> int:
+    """Apply ``event`` to every task of the job in a state that allows it."""
+    sources, target = states.task_sources(event)
+    return int(conn.execute(t.tasks.update().where(
+        t.tasks.c.job_id == job_id, t.tasks.c.state.in_(sources), *where,
+    ).values(state=target, **values)).rowcount)
+
+
+def claim_candidates(node_id: str, now: dt.datetime) -> sa.Select[Any]:
+    """Runnable tasks for this node in claim order: priority, then fairness between
+    tenants (fewest running tasks first), then age, then chunk index; a task this node
+    just failed goes last, and jobs that blocked this node are skipped."""
+    # Running tasks per tenant, counted once per claim (not once per candidate row).
+    running_tasks = t.tasks.alias("running_tasks")
+    running = (
+        sa.select(running_tasks.c.tenant_id, sa.func.count().label("n"))
+        .where(running_tasks.c.state == TaskState.RUNNING)
+        .group_by(running_tasks.c.tenant_id)
+        .subquery("running")
+    )
+    blocked = sa.select(t.node_blocks.c.job_id).where(
+        t.node_blocks.c.job_id == t.tasks.c.job_id, t.node_blocks.c.node_id == node_id,
+        t.node_blocks.c.blocked.is_(True)).exists()
+    return (
+        sa.select(t.tasks.c.id, t.tasks.c.job_id)
+        .select_from(t.tasks.outerjoin(running, running.c.tenant_id == t.tasks.c.tenant_id))
+        .where(t.tasks.c.state == TaskState.QUEUED, t.tasks.c.not_before <= now, ~blocked)
+        .order_by(t.tasks.c.priority.desc(), sa.func.coalesce(running.c.n, 0).asc(),
+                  sa.case((t.tasks.c.last_failed_node == node_id, 1), else_=0),
+                  t.tasks.c.job_created_at.asc(), t.tasks.c.idx.asc())
+        .limit(1)
+    )
+
+
+# -- nodes blocked from a job ---------------------------------------------------------------
+
+
+def count_node_failure(conn: Connection, job_id: str, node_id: str) -> int:
+    """One more failure of this node on this job; returns how many it has made."""
+    row = conn.execute(sa.select(t.node_blocks.c.failures).where(
+        t.node_blocks.c.job_id == job_id, t.node_blocks.c.node_id == node_id)).first()
+    failures = (row.failures if row else 0) + 1
+    if row:
+        conn.execute(t.node_blocks.update().where(
+            t.node_blocks.c.job_id == job_id, t.node_blocks.c.node_id == node_id,
+        ).values(failures=failures))
+    else:
+        conn.execute(t.node_blocks.insert().values(job_id=job_id, node_id=node_id,
+                                                   failures=failures, blocked=False))
+    return failures
+
+
+def block_node(conn: Connection, job_id: str, node_id: str) -> None:
+    conn.execute(t.node_blocks.update().where(
+        t.node_blocks.c.job_id == job_id, t.node_blocks.c.node_id == node_id,
+    ).values(blocked=True))
+
+
+# -- logs ---------------------------------------------------------------------------------
+
+
+def log(conn: Connection, job_id: str, level: str, message: str, *, now: dt.datetime,
+        task_id: str | None = None, node_id: str | None = None) -> None:
+    conn.execute(t.job_logs.insert().values(job_id=job_id, at=now, level=level,
+                                            message=message[:8000], task_id=task_id,
+                                            node_id=node_id))
+
+
+def logs(conn: Connection, job_id: str, level: str | None = None) -> list[LogLine]:
+    query = sa.select(t.job_logs).where(t.job_logs.c.job_id == job_id)
+    if level in _LEVELS:
+        query = query.where(t.job_logs.c.level.in_(_LEVELS[_LEVELS.index(level):]))
+    return rows.every(conn, query.order_by(t.job_logs.c.id), LogLine)

@@ -1,0 +1,72 @@
+"""Tenants and their API keys (stored hashed; a key is shown once, when made)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from framefarm.db import schema as t
+from framefarm.db.database import hash_secret, new_id
+from framefarm.queue.errors import Conflict, NotFound
+from framefarm.records import Caller, Tenant
+from framefarm.repos import rows
+
+
+def create(conn: Connection, name: str, *, now: dt.datetime,
+           max_concurrent_jobs: int | None = None) -> str:
+    if conn.execute(sa.select(t.tenants.c.id).where(t.tenants.c.name == name)).first():
+        raise Conflict(f"a tenant named {name!r} exists")
+    tenant_id = new_id("ten")
+    conn.execute(t.tenants.insert().values(
+        id=tenant_id, name=name, max_concurrent_jobs=max_concurrent_jobs, created_at=now))
+    return tenant_id
+
+
+def exists(conn: Connection, tenant_id: str) -> bool:
+    return conn.execute(sa.select(t.tenants.c.id).where(t.tenants.c.id == tenant_id)
+                        ).first() is not None
+
+
+def add_key(conn: Connection, tenant_id: str, *, admin: bool, now: dt.datetime) -> str:
+    """A new API key for the tenant; the plain key is returned once and stored hashed."""
+    if not exists(conn, tenant_id):
+        raise NotFound(f"no tenant {tenant_id}")
+    key = "ff_" + secrets.token_urlsafe(32)
+    conn.execute(t.api_keys.insert().values(
+        id=new_id("key"), tenant_id=tenant_id, key_hash=hash_secret(key), admin=admin,
+        created_at=now))
+    return key
+
+
+def authenticate(conn: Connection, key: str) -> Caller | None:
+    row = conn.execute(sa.select(t.api_keys.c.tenant_id, t.api_keys.c.admin).where(
+        t.api_keys.c.key_hash == hash_secret(key), t.api_keys.c.revoked_at.is_(None),
+    )).first()
+    return Caller(row.tenant_id, bool(row.admin)) if row else None
+
+
+def list_all(conn: Connection) -> list[Tenant]:
+    return rows.every(conn, sa.select(t.tenants).order_by(t.tenants.c.created_at), Tenant)
+
+
+def count(conn: Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(t.tenants)).scalar_one())
+
+
+def max_concurrent_jobs(conn: Connection, tenant_id: str) -> int | None:
+    return conn.execute(sa.select(t.tenants.c.max_concurrent_jobs).where(
+        t.tenants.c.id == tenant_id)).scalar()
+
+
+def webhook_secret(conn: Connection, tenant_id: str) -> str:
+    """The secret that signs calls to this tenant's notify_urls (made on first use)."""
+    secret = conn.execute(sa.select(t.tenants.c.webhook_secret).where(
+        t.tenants.c.id == tenant_id)).scalar()
+    if not secret:
+        secret = "whsec_" + secrets.token_hex(24)
+        conn.execute(t.tenants.update().where(t.tenants.c.id == tenant_id).values(
+            webhook_secret=secret))
+    return str(secret)
