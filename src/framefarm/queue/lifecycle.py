@@ -392,8 +392,8 @@ class Queue:
         if finishing:
             values["finished_at"] = now
             jobs.log(conn, job_id, "info", f"job {summary.state}", now=now)
-        jobs.move_job(conn, job, states.job_event(job.state, summary.state), **values)
-        job = jobs.get(conn, job_id)
+        new = jobs.move_job(conn, job, states.job_event(job.state, summary.state), **values)
+        job = dataclasses.replace(job, state=new, **values)
         if finishing:
             self._outbox(conn, job)
         return job
