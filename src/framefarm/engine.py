@@ -13,6 +13,7 @@ import dataclasses
 import os
 import queue
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -132,6 +133,26 @@ def output_format(output: Path, given: str | None = None) -> str | None:
     return suffix
 
 
+def check_output(output: Path) -> None:
+    """Refuse an output path that cannot be written, before any work is done: every
+    command and function that writes a file calls this first."""
+    folder = output.parent
+    if not folder.is_dir():
+        raise errors.RenderError(f"{folder}: the output folder does not exist")
+    try:
+        mode = output.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise errors.DocumentError(f"{output}: cannot be written ({exc.strerror})") from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise errors.DocumentError(f"{output}: is a folder; give the output's file name")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise errors.DocumentError(f"{output}: exists and is not a regular file")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise errors.DocumentError(f"{folder}: the output folder is not writable")
+
+
 def render_part(
     tl: Timeline,
     frames: tuple[int, int],
@@ -194,8 +215,29 @@ def render_part(
 def render_audio(tl: Timeline, output: Path, frames: tuple[int, int] | None = None, *,
                  cancel: threading.Event | None = None, timeout: float | None = None,
                  on_progress: Callable[[], None] | None = None) -> None:
-    runner.run(audio.mix(tl, output, frames), cancel=cancel, timeout=timeout,
+    gain = None
+    if tl.project.document.audio.normalize:
+        gain = _loudness_gain(tl, cancel=cancel, timeout=timeout)
+    runner.run(audio.mix(tl, output, frames, gain_db=gain), cancel=cancel, timeout=timeout,
                on_progress=on_progress)
+
+
+def _loudness_gain(tl: Timeline, **options: Any) -> float:
+    """The gain that brings the whole mix to its target loudness, from two measurements:
+    the mix as it is, then after that gain and the true-peak limiter (which takes some
+    loudness off a spiky mix: short loud sounds in silence), corrected once. The same for
+    every chunk and every run, so the mix stays the same however it is split."""
+    target = tl.project.document.audio.loudness
+    gain = audio.gain_for(_measure(tl, None, **options), target)
+    if gain == 0.0:
+        return 0.0
+    return gain + (target - _measure(tl, gain, **options).integrated)
+
+
+def _measure(tl: Timeline, gain: float | None, **options: Any) -> audio.Loudness:
+    process = runner.Process(audio.measure(tl, gain), **options)
+    process.wait()
+    return audio.parse_loudness(process.stderr_tail)
 
 
 def assemble_parts(
@@ -251,6 +293,7 @@ def render(
     """
     began = time.monotonic()
     output = Path(output)
+    check_output(output)
     if isinstance(document, Timeline):
         tl = document
     else:
@@ -261,8 +304,6 @@ def render(
     fmt = tl.output.format
     spec = formats.get(fmt)
     limits = tl.project.limits
-    if not output.parent.is_dir():
-        raise errors.RenderError(f"{output.parent}: the output folder does not exist")
 
     if fmt not in formats.VIDEO_FORMATS:  # a still: the first frame of the range
         snapshot(tl, output, frame=start)
@@ -327,6 +368,11 @@ def snapshot(
     """Write one frame as PNG or JPEG (by suffix) without rendering what comes before it.
     Returns the frame number drawn: see :meth:`Timeline.select_frame`."""
     output = Path(output)
+    suffix = output.suffix.lower().lstrip(".")
+    still = "jpeg" if suffix == "jpg" else suffix
+    if still not in formats.STILL_MEDIA_TYPES:
+        raise errors.DocumentError(f"{output.name}: a snapshot is written as .png or .jpg")
+    check_output(output)
     tl = document if isinstance(document, Timeline) else load_timeline(
         document, data=data, base_dir=base_dir, **output_overrides)
     try:
@@ -335,10 +381,6 @@ def snapshot(
         # Worded with the command line's options, as the CLI (this function's main caller)
         # and its tests have always shown it.
         raise exc.labelled(f"--{exc.field}") from None
-    suffix = output.suffix.lower().lstrip(".")
-    still = "jpeg" if suffix == "jpg" else suffix
-    if still not in formats.STILL_MEDIA_TYPES:
-        raise errors.DocumentError(f"{output.name}: a snapshot is written as .png or .jpg")
     with Compositor(tl) as compositor:
         pixels = compositor.render(frame)
     tmp = output.with_name(f".{output.name}.part")

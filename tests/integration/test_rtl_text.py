@@ -99,3 +99,98 @@ def test_descenders_are_not_clipped(tmp_path: Path, words: str) -> None:
     _, ot, _, ob = ink_bbox(composited(words, tmp_path))
     _, rt, _, rb = ink_bbox(pillow(words, ImageFont.Layout.RAQM))
     assert abs((ob - ot) - (rb - rt)) <= 1
+
+
+# -- paragraph direction ----------------------------------------------------------------------
+
+# A Persian sentence that starts with a Latin word: first-strong detection would lay it out
+# left to right and split "4K" across the Persian words.
+MIXED = "Render ویدیو 4K در ۲ دقیقه"
+WIDE = 1280  # one line of MIXED at SIZE
+
+
+def composited_with(words: str, folder: Path, **style: object) -> np.ndarray:
+    doc = {
+        "output": {"width": WIDE, "height": H, "fps": 30},
+        "scenes": [{"duration": 1, "background": "#000000", "layers": [
+            {"type": "text", "text": words,
+             "style": {"size": SIZE, "color": "#ffffff", **style}}]}],
+    }
+    tl = engine.load_timeline(doc, base_dir=folder)
+    with Compositor(tl) as compositor:
+        return compositor.render(0)
+
+
+def pillow_directed(words: str, direction: str) -> np.ndarray:
+    """Pillow+raqm's own rendering of ``words`` laid out ``direction``, on a frame-sized
+    canvas at the very (sub-pixel) position where the text layer centres it: a box 90 % of
+    the frame wide from x = 5 %, one line 1.25 x SIZE tall centred vertically."""
+    font_file = str(resources.files("framefarm") / "fonts" / "NotoSansArabic-Regular.ttf")
+    font = ImageFont.truetype(font_file, SIZE, layout_engine=ImageFont.Layout.RAQM)
+    box_w, line_h = WIDE * 0.9, round(SIZE * 1.25)
+    ascent, descent = font.getmetrics()
+    x = (WIDE - box_w) / 2 + (box_w - font.getlength(words, direction=direction)) / 2
+    y = (H - line_h) / 2 + (line_h - (ascent + descent)) / 2
+    image = Image.new("L", (WIDE, H), 0)
+    ImageDraw.Draw(image).text((x, y), words, font=font, fill=255, direction=direction)
+    return np.asarray(image)
+
+
+def same_pixels(ours: np.ndarray, reference: np.ndarray) -> bool:
+    """The frame's text is Pillow's mask, white on black, up to one level of rounding."""
+    diff = np.abs(ours.astype(int) - reference.astype(int)[:, :, None])
+    return bool(diff.max() <= 1 and ink_mask(ours).sum() > 1000)
+
+
+def overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two ink masks."""
+    ma, mb = ink_mask(a), ink_mask(b)
+    return float((ma & mb).sum() / (ma | mb).sum())
+
+
+def test_paragraph_direction_is_detected_by_majority() -> None:
+    assert ftext.paragraph_direction(MIXED) == "rtl"
+    assert ftext.paragraph_direction("framefarm ۲۰۲۵ سلام") == "ltr"
+    assert ftext.paragraph_direction("Hello world") == "ltr"
+    assert ftext.paragraph_direction("שלום world") == "ltr"  # 4 R against 5 L
+    assert ftext.paragraph_direction("2025") == "ltr"  # no strong characters at all
+    assert ftext.paragraph_direction(MIXED, "ltr") == "ltr"
+    assert ftext.paragraph_direction("Hello", "rtl") == "rtl"
+
+
+@pytest.mark.parametrize("style", [{}, {"direction": "auto"}, {"direction": "rtl"}])
+def test_mostly_persian_line_is_laid_out_right_to_left(
+    tmp_path: Path, style: dict[str, str]
+) -> None:
+    ours = composited_with(MIXED, tmp_path, **style)
+    rtl = pillow_directed(MIXED, "rtl")
+    ltr = pillow_directed(MIXED, "ltr")
+    assert overlap(rtl, ltr) < 0.5  # the two orders really differ
+    # Our text layer draws exactly Pillow+raqm's right-to-left layout of the same string.
+    assert same_pixels(ours, rtl)
+
+
+def test_direction_ltr_forces_left_to_right(tmp_path: Path) -> None:
+    ours = composited_with(MIXED, tmp_path, direction="ltr")
+    assert same_pixels(ours, pillow_directed(MIXED, "ltr"))
+    assert overlap(ours, pillow_directed(MIXED, "rtl")) < 0.5
+
+
+def test_auto_keeps_a_mostly_latin_line_left_to_right(tmp_path: Path) -> None:
+    words = "framefarm renders ویدیو"
+    assert same_pixels(composited_with(words, tmp_path), pillow_directed(words, "ltr"))
+
+
+def test_captions_take_the_direction_too(tmp_path: Path) -> None:
+    (tmp_path / "subs.srt").write_text(f"1\n00:00:00,000 --> 00:00:01,000\n{MIXED}\n",
+                                       encoding="utf-8")
+    doc = {
+        "output": {"width": WIDE, "height": H, "fps": 30},
+        "scenes": [{"duration": 1, "background": "#000000", "layers": [
+            {"type": "captions", "src": "subs.srt", "position": "center",
+             "style": {"size": SIZE, "color": "#ffffff", "valign": "middle"}}]}],
+    }
+    tl = engine.load_timeline(doc, base_dir=tmp_path)
+    with Compositor(tl) as compositor:
+        ours = compositor.render(0)
+    assert same_pixels(ours, pillow_directed(MIXED, "rtl"))

@@ -18,10 +18,15 @@ RAW_320 = ("-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "320x180", "-framerate",
            "-i", "pipe:0")
 YUV_320 = ("-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", "320x180", "-framerate", "30",
            "-i", "pipe:0")
-TAGS = ("-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+TAGS = ("-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "iec61966-2-1",
         "-color_range", "tv")
-TAGS_601 = ("-colorspace", "smpte170m", "-color_primaries", "bt709", "-color_trc", "bt709",
-            "-color_range", "tv")
+TAGS_601 = ("-colorspace", "smpte170m", "-color_primaries", "bt709",
+            "-color_trc", "iec61966-2-1", "-color_range", "tv")
+# The tags are set on the frames too: FFmpeg ignores -color_primaries/-color_trc here.
+SET_601 = ("setparams=field_mode=prog:range=tv:color_primaries=bt709:color_trc=iec61966-2-1"
+           ":colorspace=smpte170m")
+SET_709 = ("setparams=field_mode=prog:range=tv:color_primaries=bt709:color_trc=iec61966-2-1"
+           ":colorspace=bt709")
 FMT = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"
 
 
@@ -32,7 +37,7 @@ def test_video_part_mp4_draft() -> None:
     cmd = encode.video_part(width=320, height=180, fps=30, fmt="mp4", quality="draft",
                             frames=45, output=Path("/w/part0000.mp4"))
     assert cmd.args == (
-        *PIPED, *YUV_320, "-an",
+        *PIPED, *YUV_320, "-an", "-vf", SET_601,
         "-c:v", "libx264", "-preset", "ultrafast", "-crf", "30", "-pix_fmt", "yuv420p",
         "-profile:v", "high", "-g", "60",
         *TAGS_601, "-video_track_timescale", "30000",
@@ -48,7 +53,8 @@ def test_video_part_mp4_lossless_with_threads() -> None:
     cmd = encode.video_part(width=320, height=180, fps=30, fmt="mp4", quality="lossless",
                             frames=7, output=Path("/w/p.mp4"), threads=2)
     assert cmd.args == (
-        *PIPED, *RAW_320, "-an", "-vf", "scale=out_color_matrix=bt709:out_range=tv",
+        *PIPED, *RAW_320, "-an",
+        "-vf", f"scale=out_color_matrix=bt709:out_range=tv,{SET_709}",
         "-c:v", "libx264", "-preset", "veryfast", "-qp", "0", "-pix_fmt", "yuv444p",
         "-g", "60", "-threads", "2",
         *TAGS, "-video_track_timescale", "30000",
@@ -61,7 +67,7 @@ def test_video_part_webm_high_at_25_fps() -> None:
                             frames=100, output=Path("/w/part0001.webm"))
     assert cmd.args == (
         *PIPED, "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", "640x360", "-framerate", "25",
-        "-i", "pipe:0", "-an",
+        "-i", "pipe:0", "-an", "-vf", SET_601,
         "-c:v", "libvpx-vp9", "-crf", "31", "-b:v", "0", "-deadline", "good",
         "-cpu-used", "4", "-row-mt", "1", "-g", "50", "-pix_fmt", "yuv420p",
         *TAGS_601, "-frames:v", "100", "-f", "webm", "-y", "/w/part0001.webm",
@@ -170,7 +176,7 @@ def test_mix_two_voiceovers_and_ducked_music(tmp_path: Path) -> None:
         "[t0][t1]amix=inputs=2:normalize=0:duration=longest[voice]",
         f"[2:a]{FMT},atrim=duration=6.500000,volume=0.3000,afade=t=in:d=1.000,"
         "afade=t=out:st=4.500000:d=2.000[music]",
-        "[voice]asplit=2[voice][key]",
+        "[voice]apad=whole_len=312000,asplit=2[voice][key]",
         "[music][key]sidechaincompress=threshold=0.02:ratio=8:attack=20:release=400[music]",
         "[voice][music]amix=inputs=2:normalize=0:duration=longest[mix]",
         "[mix]apad=whole_len=312000,atrim=end_sample=312000,loudnorm=I=-14:TP=-1.5:LRA=11,"

@@ -67,10 +67,24 @@ def _input_args(track: Track) -> tuple[str, ...]:
     return (*seek, "-i", str(track.path))
 
 
-def mix(timeline: Timeline, output: Path, frames: tuple[int, int] | None = None) -> FfmpegCommand:
-    """The command that writes the mixed sound of ``frames`` (default: all) to ``output``."""
+@dataclasses.dataclass(frozen=True)
+class Loudness:
+    """A measured mix: integrated loudness (LUFS) and true peak (dBTP)."""
+
+    integrated: float
+    true_peak: float
+
+
+# The mix's true peak after normalisation: under the -1 dBTP promised for the output, with
+# room for the lossy encoder's overshoot (AAC adds up to about a decibel on sharp sounds).
+PEAK_CEILING_DB = -2.0
+_QUIET = -60.0  # LUFS: a mix this quiet (or silent) is left as it is
+
+
+def _graph(timeline: Timeline) -> tuple[list[str], list[str], bool, int]:
+    """The inputs and the filter graph up to ``[mix]`` (the whole video's sound), whether
+    there is any sound at all, and its length in samples."""
     doc = timeline.project.document
-    start, end = frames or (0, timeline.total_frames)
     total = timeline.total_frames / timeline.fps
     args: list[str] = list(COMMON)
     graph: list[str] = []
@@ -96,6 +110,7 @@ def mix(timeline: Timeline, output: Path, frames: tuple[int, int] | None = None)
         (voices if track.kind == "voice" else others).append(f"[{label}]")
 
     n = len(sources)
+    total_samples = round(total * RATE)
     if voices:
         graph.append(f"{''.join(voices)}amix=inputs={len(voices)}:normalize=0:duration=longest"
                      "[voice]")
@@ -111,8 +126,11 @@ def mix(timeline: Timeline, output: Path, frames: tuple[int, int] | None = None)
             chain.append(f"afade=t=out:st={total - fade:.6f}:d={fade:.3f}")
         graph.append(f"[{n}:a]{','.join(chain)}[music]")
         if voices and music.duck:
-            # The voice is the side-chain key: the music dips while someone speaks.
-            graph.append("[voice]asplit=2[voice][key]")
+            # The voice is the side-chain key: the music dips while someone speaks. The key
+            # lasts as long as the music (silence after the last voice-over): a key that ends
+            # first leaves the compressor to finish on whatever music happened to be queued
+            # at that moment, and two runs of the same mix differed from there on.
+            graph.append(f"[voice]apad=whole_len={total_samples},asplit=2[voice][key]")
             graph.append(f"[music][key]sidechaincompress=threshold=0.02:ratio={music.duck_ratio:g}"
                          ":attack=20:release=400[music]")
         others.append("[music]")
@@ -126,10 +144,67 @@ def mix(timeline: Timeline, output: Path, frames: tuple[int, int] | None = None)
     else:
         graph.append(f"{''.join(beds)}amix=inputs={len(beds)}:normalize=0:duration=longest[mix]")
 
-    total_samples = round(total * RATE)
+    return args, graph, bool(beds), total_samples
+
+
+def _level(gain_db: float) -> list[str]:
+    """A fixed gain, then a true-peak limiter (oversampled, so it sees the peaks between
+    samples) at PEAK_CEILING_DB: loudness where it was asked for, whatever the mix's crest."""
+    ceiling = 10 ** (PEAK_CEILING_DB / 20)
+    return [f"volume={gain_db:.3f}dB", f"aresample={RATE * 4}",
+            f"alimiter=limit={ceiling:.4f}:attack=0.5:release=50:level=false",
+            f"aresample={RATE}"]
+
+
+def measure(timeline: Timeline, gain_db: float | None = None) -> FfmpegCommand:
+    """A command that measures the whole mix (after ``gain_db`` and the limiter, if given)
+    with EBU R128 and prints the summary :func:`parse_loudness` reads; it writes nothing."""
+    args, graph, _, total_samples = _graph(timeline)
+    chain = [f"apad=whole_len={total_samples}", f"atrim=end_sample={total_samples}"]
+    if gain_db is not None:
+        chain += _level(gain_db)
+    chain.append("ebur128=peak=true:framelog=quiet")
+    graph.append(f"[mix]{','.join(chain)}[out]")
+    args += ["-loglevel", "info", "-filter_complex", ";".join(graph), "-map", "[out]",
+             "-f", "null", "-"]
+    return FfmpegCommand(tuple(args), description="measure the audio mix")
+
+
+def parse_loudness(stderr: str) -> Loudness:
+    """The integrated loudness and true peak of an ebur128 summary."""
+    integrated = peak = None
+    for line in stderr.splitlines():
+        words = line.split()
+        if words[:1] == ["I:"] and len(words) >= 2:
+            integrated = float(words[1])
+        elif words[:1] == ["Peak:"] and len(words) >= 2:
+            peak = float(words[1])
+    if integrated is None or peak is None:
+        raise ValueError("no loudness summary in FFmpeg's output")
+    return Loudness(integrated, peak)
+
+
+def gain_for(measured: Loudness, target: float) -> float:
+    """The gain (dB) that brings ``measured`` to ``target`` LUFS; none for (near) silence."""
+    if measured.integrated < _QUIET:
+        return 0.0
+    return target - measured.integrated
+
+
+def mix(timeline: Timeline, output: Path, frames: tuple[int, int] | None = None, *,
+        gain_db: float | None = None) -> FfmpegCommand:
+    """The command that writes the mixed sound of ``frames`` (default: all) to ``output``.
+    With normalisation on, ``gain_db`` is the gain the measurement passes found (the engine
+    runs :func:`measure` first); without one the mix is normalised in one pass."""
+    doc = timeline.project.document
+    start, end = frames or (0, timeline.total_frames)
+    args, graph, has_sound, total_samples = _graph(timeline)
     tail = [f"apad=whole_len={total_samples}", f"atrim=end_sample={total_samples}"]
-    if doc.audio.normalize and beds:
-        tail += [f"loudnorm=I={doc.audio.loudness:g}:TP=-1.5:LRA=11", f"aresample={RATE}"]
+    if doc.audio.normalize and has_sound:
+        if gain_db is not None:
+            tail += _level(gain_db)
+        else:
+            tail += [f"loudnorm=I={doc.audio.loudness:g}:TP=-1.5:LRA=11", f"aresample={RATE}"]
     first, last = round(start / timeline.fps * RATE), round(end / timeline.fps * RATE)
     tail += [f"atrim=start_sample={first}:end_sample={last}", "asetpts=PTS-STARTPTS"]
     graph.append(f"[mix]{','.join(tail)}[out]")

@@ -36,11 +36,22 @@ QUALITY: dict[str, Quality] = {
 # Frames are converted to Y'CbCr before the encoder: in-process with OpenCV (BT.601 matrix,
 # limited range, 4:2:0; about 1.5 ms a 1080p frame, against ~5 ms in FFmpeg's swscale, and
 # half the bytes through the pipe), or by FFmpeg for lossless 4:4:4 (BT.709). Either way
-# the output is tagged with what was done, so players show the composited colours.
-_TAGS_601 = ("-colorspace", "smpte170m", "-color_primaries", "bt709", "-color_trc", "bt709",
-             "-color_range", "tv")
-_TAGS_709 = ("-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
-             "-color_range", "tv")
+# the output is tagged with what the frames really are, so players show the composited
+# colours: that matrix and range, and the compositor's RGB, which is sRGB (BT.709 primaries,
+# the sRGB transfer curve). The tags are set on the frames (``setparams``): FFmpeg takes the
+# encoder's -color_primaries/-color_trc from the frames for a raw-video input, so the
+# options alone left the primaries and transfer "unknown". The options stay for the codec.
+_PRIMARIES, _TRANSFER = "bt709", "iec61966-2-1"
+
+
+def _tags(matrix: str) -> tuple[str, ...]:
+    return ("-colorspace", matrix, "-color_primaries", _PRIMARIES, "-color_trc", _TRANSFER,
+            "-color_range", "tv")
+
+
+def _setparams(matrix: str) -> str:
+    return (f"setparams=field_mode=prog:range=tv:color_primaries={_PRIMARIES}"
+            f":color_trc={_TRANSFER}:colorspace={matrix}")
 
 
 def video_codec_args(fmt: str, quality: str, fps: int, threads: int | None) -> tuple[str, ...]:
@@ -77,8 +88,11 @@ def video_part(
     container = formats.get(fmt).container
     lossless = QUALITY[quality].lossless
     pix_fmt = "rgb24" if lossless else "yuv420p"
-    convert = ("-vf", "scale=out_color_matrix=bt709:out_range=tv") if lossless else ()
-    tags = _TAGS_709 if lossless else _TAGS_601
+    matrix = "bt709" if lossless else "smpte170m"
+    graph = f"scale=out_color_matrix=bt709:out_range=tv,{_setparams(matrix)}" if lossless else (
+        _setparams(matrix))
+    convert = ("-vf", graph)
+    tags = _tags(matrix)
     extra = ("-video_track_timescale", str(fps * 1000)) if container == "mp4" else ()
     args = (*COMMON_PIPED, *_raw_input(width, height, fps, pix_fmt), "-an", *convert,
             *video_codec_args(fmt, quality, fps, threads), *tags, *extra,

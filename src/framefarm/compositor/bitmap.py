@@ -10,12 +10,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import threading
+import weakref
 from pathlib import Path
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
+
+from framefarm import errors, media
 
 Array = npt.NDArray[np.uint8]
 Matrix = npt.NDArray[np.float64]  # 2x3 affine, source pixel -> canvas pixel
@@ -59,11 +63,60 @@ def from_pil(image: Image.Image) -> Bitmap:
 
 def load_image(path: Path, max_side: float | None = None) -> Bitmap:
     """Decode a still once (EXIF orientation applied), shrunk with area averaging so
-    that its longer side is at most ``max_side``: later warps then never minify much."""
-    with Image.open(path) as opened:
-        upright = ImageOps.exif_transpose(opened)
-        rgba = upright.mode in ("RGBA", "LA", "P", "PA")
+    that its longer side is at most ``max_side``: later warps then never minify much.
+
+    A big still is decoded straight to about the size needed (JPEG draft mode, else an
+    integer box reduction right after decoding), so its full-size pixels are never
+    converted or copied. Threads of one process (the chunks of a render) that ask for the
+    same still at the same size share one decoded copy."""
+    try:
+        stamp = path.stat()
+    except OSError as exc:
+        raise errors.AssetError(f"{path.name}: cannot be read ({exc.strerror})") from exc
+    key = (str(path), stamp.st_mtime_ns, stamp.st_size, round(max_side or 0.0))
+    with _cache_lock:
+        lock = _loading.setdefault(key, threading.Lock())
+    with lock:  # a second thread waits for the first one's decode instead of repeating it
+        found = _cache.get(key)
+        if found is None:
+            found = _decode(path, max_side)
+            _cache[key] = found
+    with _cache_lock:
+        _loading.pop(key, None)
+    return found
+
+
+_cache: weakref.WeakValueDictionary[tuple[str, int, int, int], Bitmap] = (
+    weakref.WeakValueDictionary())  # held only while some renderer uses it
+_loading: dict[tuple[str, int, int, int], threading.Lock] = {}
+_cache_lock = threading.Lock()
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "P", "PA", "La", "RGBa")
+
+
+def _decode(path: Path, max_side: float | None) -> Bitmap:
+    try:
+        with media.open_still(path) as opened:
+            longer = max(opened.size)
+            if max_side and longer > max_side * 1.05:
+                k = max_side / longer
+                # JPEG: decode at 1/2, 1/4 or 1/8 scale, never below the size asked for.
+                opened.draft("RGB" if opened.mode == "RGB" else None,
+                             (math.ceil(opened.width * k), math.ceil(opened.height * k)))
+                factor = int(max(opened.size) / max_side)
+                source: Image.Image = opened
+                if source.mode not in ("RGB", "RGBA", "L", "LA"):  # reduce() takes these
+                    source = opened.convert("RGBA" if _has_alpha(opened) else "RGB")
+                image = source.reduce(factor) if factor >= 2 else source.copy()
+            else:
+                image = opened.copy()
+        upright = ImageOps.exif_transpose(image)
+        rgba = _has_alpha(upright)
         bitmap = from_pil(upright.convert("RGBA" if rgba else "RGB"))
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise errors.AssetError(f"{path.name}: cannot be decoded as an image ({exc})") from exc
     if max_side and max(bitmap.width, bitmap.height) > max_side * 1.05:
         k = max_side / max(bitmap.width, bitmap.height)
         size = (max(1, round(bitmap.width * k)), max(1, round(bitmap.height * k)))

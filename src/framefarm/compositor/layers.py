@@ -17,7 +17,7 @@ import webvtt
 from PIL import Image, ImageDraw
 
 from framefarm import errors
-from framefarm.compositor import bitmap, easing, placement, text
+from framefarm.compositor import bitmap, placement, text
 from framefarm.compositor.bitmap import Array, Bitmap, Matrix
 from framefarm.compositor.video import VideoReader
 from framefarm.document import models
@@ -100,25 +100,6 @@ def _draw_content(canvas: Array, source: Bitmap, content: Matrix, st: placement.
     bitmap.draw(canvas, Bitmap(boxed), st.matrix, st.opacity)
 
 
-def _ken_burns(motion: models.KenBurns | None, p: float) -> tuple[float, tuple[float, float]]:
-    """Zoom and focus point at progress p of the shot."""
-    if motion is None:
-        return 1.0, (0.5, 0.5)
-    q = easing.ease(motion.easing, p)
-    zoom = motion.zoom[0] + (motion.zoom[1] - motion.zoom[0]) * q
-    fx = fy = 0.5
-    # The picture drifts in the named direction: the view slides the opposite way.
-    if "left" in motion.pan:
-        fx = q
-    elif "right" in motion.pan:
-        fx = 1.0 - q
-    if "up" in motion.pan:
-        fy = q
-    elif "down" in motion.pan:
-        fy = 1.0 - q
-    return zoom, (fx, fy)
-
-
 def _max_side(box: placement.Box, layer: models.LayerBase, zooms: float) -> float:
     scale = max([layer.scale] + [k.value for k in layer.keyframes.get("scale", [])])
     return max(box[2], box[3]) * zooms * max(1.0, scale)
@@ -136,9 +117,9 @@ class ImageRenderer(Base):
     def draw(self, canvas: Array, t: float) -> None:
         if not self.active(t):
             return
-        zoom, focus = _ken_burns(self.model.motion, self.progress(t))
-        content = bitmap.fit_matrix(self.bitmap.width, self.bitmap.height,
-                                    (0, 0, self.box[2], self.box[3]), self.model.fit, zoom, focus)
+        content = placement.ken_burns((self.bitmap.width, self.bitmap.height),
+                                      (self.box[2], self.box[3]), self.model.fit,
+                                      self.model.motion, self.progress(t))
         _draw_content(canvas, self.bitmap, content, self.state(t), self.box)
 
 
@@ -168,9 +149,9 @@ class SlidesRenderer(Base):
             if not begin <= local < begin + self.slot:
                 continue
             weight = 1.0 if i == 0 or self.fade == 0 else min(1.0, (local - begin) / self.fade)
-            zoom, focus = _ken_burns(slide.motion, (local - begin) / self.slot)
-            content = bitmap.fit_matrix(bm.width, bm.height, (0, 0, self.box[2], self.box[3]),
-                                        self.model.fit, zoom, focus)
+            content = placement.ken_burns((bm.width, bm.height), (self.box[2], self.box[3]),
+                                          self.model.fit, slide.motion,
+                                          (local - begin) / self.slot)
             faded = placement.State(st.matrix, st.opacity * weight, st.upright)
             _draw_content(canvas, bm, content, faded, self.box)
 

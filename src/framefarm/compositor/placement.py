@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from framefarm.compositor import easing
+from framefarm.compositor import bitmap, easing
 from framefarm.compositor.bitmap import Matrix
 from framefarm.document import models
 
@@ -49,6 +49,65 @@ def place(
     else:
         py = (fh - h) / 2
     return length(layer.x, fw, px), length(layer.y, fh, py), w, h
+
+
+# Which way the view (the crop) travels over the source for each pan, per axis: the picture
+# drifts the named way, so the view slides the opposite way (+1: towards larger x or y).
+_VIEW = {"left": (1, 0), "right": (-1, 0), "up": (0, 1), "down": (0, -1),
+         "up-left": (1, 1), "up-right": (-1, 1), "down-left": (1, -1), "down-right": (-1, -1),
+         "none": (0, 0)}
+
+
+def _crop_centre(source: float, window: tuple[float, float, float], way: int, q: float) -> float:
+    """Where the view's centre sits on one source axis at eased progress ``q``.
+
+    ``window`` is how much of the source the view shows at the start, now and at the end.
+    The centre moves linearly from its start position (valid for the start zoom) to its end
+    position (valid for the end zoom), clamped so the view stays inside the source: with
+    ``way`` +1 from the low edge to the high one. So the picture drifts one way only, from the
+    first frame, even when the zoom starts at 1.0 and there is no room to pan at first.
+    """
+    first, now, last = window
+    if way == 0:
+        return source / 2
+    begin = min(first, source) / 2
+    end = source - min(last, source) / 2
+    if way < 0:
+        begin, end = source - begin, source - end
+    centre = begin + (end - begin) * q
+    half = min(now, source) / 2
+    return min(max(centre, half), source - half)
+
+
+def ken_burns(src: tuple[int, int], box: tuple[float, float], fit: str,
+              motion: models.KenBurns | None, p: float) -> Matrix:
+    """Source pixels -> box-local coordinates for a still at progress ``p`` of its shot.
+
+    The zoom and the view's centre follow the same eased progress; an axis where the
+    zoomed source does not fill the box (contain) stays centred, as ``fit_matrix`` does.
+    """
+    bw, bh = box
+    if motion is None:
+        return bitmap.fit_matrix(src[0], src[1], (0, 0, bw, bh), fit)
+    q = easing.ease(motion.easing, p)
+    z0, z1 = motion.zoom
+    zoom = z0 + (z1 - z0) * q
+    if fit == "fill":
+        base = (bw / src[0], bh / src[1])
+    else:
+        pick = max if fit == "cover" else min
+        base = (pick(bw / src[0], bh / src[1]),) * 2
+    scale = (base[0] * zoom, base[1] * zoom)
+    offsets = []
+    for axis, size in enumerate((bw, bh)):
+        s, n = scale[axis], src[axis]
+        if n * s <= size:  # smaller than the box: centred
+            offsets.append((size - n * s) / 2)
+            continue
+        window = (size / (base[axis] * z0), size / s, size / (base[axis] * z1))
+        centre = _crop_centre(n, window, _VIEW[motion.pan][axis], q)
+        offsets.append(size / 2 - centre * s)
+    return bitmap.affine(scale[0], scale[1], offsets[0], offsets[1])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,9 +49,28 @@ def script_family(text: str) -> str:
 
 def needs_complex_layout(text: str) -> bool:
     """Right-to-left or shaped scripts, which basic layout would render wrongly."""
-    return any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in text) or (
+    return any(unicodedata.bidirectional(ch) in _RTL_CLASSES for ch in text) or (
         script_family(text) == "Noto Sans Devanagari"
     )
+
+
+_RTL_CLASSES = ("R", "AL")
+
+
+def paragraph_direction(text: str, direction: str = "auto") -> str:
+    """``ltr`` or ``rtl`` for a paragraph: as given, or for ``auto`` right-to-left when most
+    of its strong characters (bidi classes R and AL against L) are of a right-to-left
+    script. First-strong detection would lay out "Render ویدیو 4K" left to right."""
+    if direction != "auto":
+        return direction
+    rtl = ltr = 0
+    for ch in text:
+        kind = unicodedata.bidirectional(ch)
+        if kind in _RTL_CLASSES:
+            rtl += 1
+        elif kind == "L":
+            ltr += 1
+    return "rtl" if rtl > ltr else "ltr"
 
 
 @functools.cache
@@ -96,27 +115,41 @@ class RenderedText:
     box: tuple[int, int]  # the box the text was laid out in (width, height)
 
 
-def wrap(text: str, font: ImageFont.FreeTypeFont, width: float) -> list[str]:
-    """Greedy word wrap by measured width; a word longer than the box gets its own line."""
-    lines: list[str] = []
+@dataclasses.dataclass(frozen=True)
+class Line:
+    text: str
+    direction: str  # "ltr" or "rtl": its paragraph's
+
+
+def _direction_arg(direction: str) -> str | None:
+    # Only raqm takes a direction; basic layout (Latin-only text) is left to right anyway.
+    return direction if has_raqm() else None
+
+
+def wrap(text: str, font: ImageFont.FreeTypeFont, width: float,
+         direction: str = "auto") -> list[Line]:
+    """Greedy word wrap by measured width; a word longer than the box gets its own line.
+    Every line keeps its paragraph's direction (``direction``, or detected per paragraph)."""
+    lines: list[Line] = []
     for paragraph in text.split("\n"):
+        way = paragraph_direction(paragraph, direction)
         words = paragraph.replace("\t", " ").split(" ")
         line = ""
         for word in words:
             candidate = f"{line} {word}" if line else word
-            if not line or font.getlength(candidate) <= width:
+            if not line or font.getlength(candidate, direction=_direction_arg(way)) <= width:
                 line = candidate
             else:
-                lines.append(line)
+                lines.append(Line(line, way))
                 line = word
-        lines.append(line)
+        lines.append(Line(line, way))
     return lines
 
 
 def measure(text: str, style: models.TextStyle, fonts: FontBook, width: float) -> tuple[int, int]:
     """The height the wrapped text needs inside a box ``width`` wide."""
     font = _style_font(text, style, fonts)
-    lines = wrap(text, font, width - 2 * _pad(style))
+    lines = wrap(text, font, width - 2 * _pad(style), style.direction)
     return int(width), round(len(lines) * style.size * style.line_height + 2 * _pad(style))
 
 
@@ -140,7 +173,7 @@ def render(
     width, height = box
     font = _style_font(text, style, fonts)
     pad = _pad(style)
-    lines = wrap(text, font, width - 2 * pad)
+    lines = wrap(text, font, width - 2 * pad, style.direction)
     line_h = style.size * style.line_height
     block_h = line_h * len(lines)
     shadow = style.shadow
@@ -153,9 +186,9 @@ def render(
 
     top = {"top": pad, "middle": (height - block_h) / 2, "bottom": height - pad - block_h}[
         style.valign]
-    placed: list[tuple[float, float, str, float]] = []
+    placed: list[tuple[float, float, Line, float]] = []
     for i, line in enumerate(lines):
-        line_w = font.getlength(line)
+        line_w = font.getlength(line.text, direction=_direction_arg(line.direction))
         x = {"left": pad, "center": (width - line_w) / 2, "right": width - pad - line_w}[
             style.align]
         y = top + i * line_h + (line_h - (ascent + descent)) / 2
@@ -174,13 +207,15 @@ def render(
         draw = ImageDraw.Draw(layer)
         colour = parse_color(shadow.color)
         for x, y, line, _ in placed:
-            draw.text((x + shadow.offset[0], y + shadow.offset[1]), line, font=font,
-                      fill=colour, stroke_width=stroke, stroke_fill=colour)
+            draw.text((x + shadow.offset[0], y + shadow.offset[1]), line.text, font=font,
+                      fill=colour, stroke_width=stroke, stroke_fill=colour,
+                      direction=_direction_arg(line.direction))
         if shadow.blur:
             layer = layer.filter(ImageFilter.GaussianBlur(shadow.blur / 2))
         out = Image.alpha_composite(out, layer)
     draw = ImageDraw.Draw(out)
     for x, y, line, _ in placed:
-        draw.text((x, y), line, font=font, fill=parse_color(style.color),
-                  stroke_width=stroke, stroke_fill=parse_color(style.stroke_color))
+        draw.text((x, y), line.text, font=font, fill=parse_color(style.color),
+                  stroke_width=stroke, stroke_fill=parse_color(style.stroke_color),
+                  direction=_direction_arg(line.direction))
     return RenderedText(out, margin, box)

@@ -29,6 +29,9 @@ class VideoReader:
         except (av.FFmpegError, IndexError, OSError) as exc:
             raise errors.AssetError(f"{path.name}: cannot be decoded as video ({exc})") from exc
         self._stream.thread_type = "AUTO"
+        if not (self._stream.codec_context.width and self._stream.codec_context.height):
+            self._container.close()
+            raise errors.AssetError(f"{path.name}: FFmpeg cannot tell the size of its pictures")
         self._size = self._scaled_size(max_size)
         self._frames = self._decode()
         self._current: tuple[float, Array] | None = None
@@ -56,8 +59,13 @@ class VideoReader:
             yield float(pts * time_base), frame
 
     def _next(self) -> tuple[float, Array] | None:
-        for ts, frame in self._frames:
-            return ts, frame.to_ndarray(format="rgb24")
+        try:
+            for ts, frame in self._frames:
+                return ts, frame.to_ndarray(format="rgb24")
+        except (av.FFmpegError, OSError, ValueError, MemoryError) as exc:
+            # The loader decoded its first frame; this is damage further into the file.
+            raise errors.AssetError(f"{self.path.name}: cannot be decoded as video ({exc})"
+                                    ) from exc
         return None
 
     def frame_at(self, seconds: float) -> Array:

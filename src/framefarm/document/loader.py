@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import stat
+import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pydantic
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFont, UnidentifiedImageError
 
 from framefarm import errors, media
 from framefarm.document import models, scaling, templates
@@ -53,6 +55,12 @@ def read_json(path: Path, what: str = "document") -> Any:
         raise errors.DocumentError(
             f"{what} {path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
+    except RecursionError:
+        raise errors.DocumentError(
+            f"{what} {path}: objects and arrays are nested deeper than "
+            f"{templates.MAX_DEPTH} levels") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python will convert
+        raise errors.DocumentError(f"{what} {path}: unusable JSON ({exc})") from None
 
 
 def load(
@@ -91,9 +99,16 @@ def load(
     if design is not None:
         document = _rescale(document, design)
     base_dir = base_dir.resolve()
-    assets = _resolve_assets(document, base_dir, limits)
-    return Project(document=document, base_dir=base_dir, assets=assets,
-                   media=_probe_media(document, assets), limits=limits)
+    assets, problems = _resolve_assets(document, base_dir, limits)
+    probed: dict[Path, media.MediaInfo] = {}
+    try:  # the media that resolved are probed too, so one run lists every problem
+        probed = _probe_media(document, assets, base_dir, limits)
+    except errors.AssetError as exc:
+        problems += exc.problems
+    if problems:
+        raise errors.AssetError(f"{len(problems)} asset problem(s)", problems)
+    return Project(document=document, base_dir=base_dir, assets=assets, media=probed,
+                   limits=limits)
 
 
 def _rescale(document: models.Document, design: models.Output) -> models.Document:
@@ -211,7 +226,9 @@ def safe_path(base_dir: Path, src: str, where: str) -> Path:
     return resolved
 
 
-def _resolve_assets(doc: models.Document, base_dir: Path, limits: Limits) -> dict[str, Path]:
+def _resolve_assets(doc: models.Document, base_dir: Path,
+                    limits: Limits) -> tuple[dict[str, Path], list[str]]:
+    """The assets that are usable files, and a problem for each one that is not."""
     assets: dict[str, Path] = {}
     problems: list[str] = []
     for where, src, suffixes in iter_assets(doc):
@@ -220,43 +237,89 @@ def _resolve_assets(doc: models.Document, base_dir: Path, limits: Limits) -> dic
         except errors.AssetError as exc:
             problems.append(str(exc))
             continue
-        if not path.is_file():
-            problems.append(f"{where}: {src!r} does not exist")
+        problem = _file_problem(path, suffixes, limits)
+        if problem is None and suffixes is IMAGE_SUFFIXES:
+            problem = check_image(path, limits)
+        elif problem is None and suffixes is FONT_SUFFIXES:
+            problem = check_font(path)
+        if problem:
+            problems.append(_scrub(f"{where}: {src!r} {problem}", path, src, base_dir))
             continue
-        if suffixes and path.suffix.lower() not in suffixes:
-            problems.append(f"{where}: {src!r} should be one of {', '.join(sorted(suffixes))}")
-            continue
-        size = path.stat().st_size
-        if size > limits.max_asset_bytes:
-            problems.append(f"{where}: {src!r} is {size} bytes, the limit is "
-                            f"{limits.max_asset_bytes}")
-            continue
-        if not os.access(path, os.R_OK):
-            problems.append(f"{where}: {src!r} is not readable")
-            continue
-        if suffixes is IMAGE_SUFFIXES:
-            problem = _check_image(path, limits)
-            if problem:
-                problems.append(f"{where}: {src!r} {problem}")
-                continue
         assets[src] = path
-    if problems:
-        raise errors.AssetError(f"{len(problems)} asset problem(s)", problems)
-    return assets
+    return assets, problems
 
 
-def _check_image(path: Path, limits: Limits) -> str | None:
+_NOT_REGULAR = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _file_problem(path: Path, suffixes: set[str], limits: Limits) -> str | None:
+    """What makes ``path`` unusable as an asset file, if anything (never opens it)."""
     try:
-        with Image.open(path) as img:
+        info = path.stat()
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be examined ({exc.strerror or type(exc).__name__})"
+    for test, what in _NOT_REGULAR:
+        if test(info.st_mode):
+            return f"is {what}, not a regular file"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file"
+    if suffixes and path.suffix.lower() not in suffixes:
+        return f"should be one of {', '.join(sorted(suffixes))}"
+    if info.st_size > limits.max_asset_bytes:
+        return f"is {info.st_size} bytes, the limit is {limits.max_asset_bytes}"
+    if not os.access(path, os.R_OK):
+        return "is not readable"
+    return None
+
+
+def _scrub(message: str, path: Path, src: str, base_dir: Path) -> str:
+    """Name the asset as the document does: decoders quote the absolute path they opened,
+    which on the server is a scratch folder nobody else should see."""
+    for absolute, named in ((str(path), src), (str(base_dir) + os.sep, ""),
+                            (str(base_dir), ".")):
+        message = message.replace(absolute, named)
+    return message
+
+
+def check_image(path: Path, limits: Limits) -> str | None:
+    """Why the still at ``path`` cannot be rendered, or None. The size is checked from the
+    header before any pixel is decoded; then the data is decoded at reduced size (JPEG
+    draft mode decodes every block at 1/8 scale) so a truncated or corrupt file is found
+    here, not half-way through a render."""
+    try:
+        with media.open_still(path) as img:
             if img.width * img.height > limits.max_image_pixels:
                 return f"is {img.width}x{img.height}, more pixels than the limit"
-            img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
+            img.load()
+    except Image.DecompressionBombError:  # Pillow's own bound, far above any real still
+        return f"claims far more pixels than the limit ({limits.max_image_pixels})"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
+            struct.error, MemoryError) as exc:
         return f"is not a readable image ({exc})"
     return None
 
 
-def _probe_media(doc: models.Document, assets: Mapping[str, Path]) -> dict[Path, media.MediaInfo]:
+def check_font(path: Path) -> str | None:
+    """Why the font at ``path`` cannot be used, or None (it is loaded and a line measured)."""
+    try:
+        font = ImageFont.truetype(str(path), 24)
+        font.getbbox("Ag")
+    except (OSError, ValueError, MemoryError) as exc:
+        return f"is not a font file Pillow can read ({exc})"
+    return None
+
+
+def _probe_media(doc: models.Document, assets: Mapping[str, Path], base_dir: Path,
+                 limits: Limits) -> dict[Path, media.MediaInfo]:
     found: dict[Path, media.MediaInfo] = {}
     problems: list[str] = []
     for where, src, suffixes in iter_assets(doc):
@@ -266,9 +329,10 @@ def _probe_media(doc: models.Document, assets: Mapping[str, Path]) -> dict[Path,
         if path in found:
             continue
         try:
-            found[path] = media.probe(path)
+            found[path] = media.probe(path, name=src, max_pixels=limits.max_image_pixels,
+                                      decode=True)
         except errors.AssetError as exc:
-            problems.append(f"{where}: {exc}")
+            problems.append(_scrub(f"{where}: {exc}", path, src, base_dir))
     if problems:
         raise errors.AssetError(f"{len(problems)} asset problem(s)", problems)
     return found

@@ -50,6 +50,10 @@ class Strict(BaseModel):
 def _check_length(value: float | str) -> float | str:
     if isinstance(value, str) and not re.fullmatch(r"-?\d+(\.\d+)?%", value.strip()):
         raise ValueError(f"expected pixels or a percentage like '50%', got {value!r}")
+    if isinstance(value, str) and abs(float(value.strip()[:-1])) > 100_000:
+        shown = value.strip() if len(value.strip()) <= 12 else value.strip()[:12] + "..."
+        raise ValueError(f"{shown!r}: a percentage beyond 100000% either way is not a "
+                         "place in the frame")
     return value
 
 
@@ -262,6 +266,9 @@ class TextStyle(Strict):
     stroke_color: Color = "#000000"
     shadow: Shadow | None = None
     background: TextBox | None = None
+    direction: Literal["auto", "ltr", "rtl"] = Field(
+        "auto", description="paragraph direction; 'auto': right-to-left when most strong "
+        "characters are of a right-to-left script")
 
     _c = field_validator("color", "stroke_color")(_check_color)
 

@@ -12,6 +12,7 @@ A string that is exactly one placeholder takes the value's own type, so ``"size"
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +21,10 @@ from framefarm import errors
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
 _TEMPLATE_KEYS = ("variables", "blocks")
+
+MAX_DEPTH = 64  # objects and arrays inside one another; real documents use under 10
+MAX_MAGNITUDE = 1e9  # no size, time, angle or factor in a document comes near this
+_MAX_PROBLEMS = 20  # a hostile document could have millions; the first few say enough
 
 
 def json_path(parts: tuple[str | int, ...]) -> str:
@@ -33,8 +38,43 @@ def json_path(parts: tuple[str | int, ...]) -> str:
     return out or "(document)"
 
 
+def check_raw(value: Any, root: tuple[str | int, ...] = ()) -> None:
+    """Refuse raw JSON no document could need, before anything else walks it: nesting
+    deeper than ``MAX_DEPTH``, non-finite numbers (NaN, Infinity) and numbers beyond
+    ``MAX_MAGNITUDE``. Iterative, so no depth of nesting can exhaust the stack."""
+    problems: list[str] = []
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, root)]
+    while stack and len(problems) < _MAX_PROBLEMS:
+        item, path = stack.pop()
+        if isinstance(item, Mapping | list | tuple):
+            if len(path) - len(root) >= MAX_DEPTH:
+                problems.append(f"{json_path(path)}: nested deeper than {MAX_DEPTH} levels")
+                continue
+            children = item.items() if isinstance(item, Mapping) else enumerate(item)
+            # Reversed, so that problems are reported in document order.
+            stack.extend((v, (*path, k)) for k, v in reversed(list(children)))
+        elif isinstance(item, bool) or not isinstance(item, int | float):
+            continue
+        elif isinstance(item, float) and not math.isfinite(item):
+            shown = "NaN" if math.isnan(item) else ("Infinity" if item > 0 else "-Infinity")
+            problems.append(f"{json_path(path)}: {shown} is not a finite number")
+        elif abs(item) > MAX_MAGNITUDE:
+            shown = (f"{float(item):.3g}" if abs(item) < 1e300
+                     else f"a number of about {int(int(item).bit_length() * 0.30103)} digits")
+            problems.append(f"{json_path(path)}: {shown} is out of range "
+                            f"(at most {MAX_MAGNITUDE:.0e} either side of 0)")
+    if problems:
+        raise errors.DocumentError(f"{len(problems)} unusable value(s)", problems)
+
+
 def resolve(raw: dict[str, Any], data: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Return a copy of ``raw`` with blocks expanded and every placeholder filled."""
+    """Return a copy of ``raw`` with blocks expanded and every placeholder filled.
+
+    ``raw`` and ``data`` are first checked with :func:`check_raw` (every document, from a
+    file, the API or a stored template, comes through here)."""
+    check_raw(raw)
+    if data is not None:
+        check_raw(data, ("data",))
     doc = copy.deepcopy(raw)
     values = _variable_values(doc.get("variables") or {}, dict(data or {}))
     theme = doc.get("theme") or {}
