@@ -23,10 +23,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from framefarm.application.accounts import Accounts
+from framefarm.application.queue import Queue, TaskPlan
 from framefarm.db import migrate
 from framefarm.db import schema as t
 from framefarm.db.database import Database, open_database
-from framefarm.queue.lifecycle import Queue, TaskPlan
 from framefarm.queue.states import TaskKind
 from framefarm.repos import jobs, nodes
 

@@ -82,6 +82,34 @@ def _fail(exc: BaseException) -> typer.Exit:
     return typer.Exit(1)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the work in hand is cancelled and cleaned up."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _terminate_like_interrupt() -> Iterator[None]:
+    """While a command writes a file, SIGTERM raises :class:`Terminated` in the main
+    thread (as SIGINT raises KeyboardInterrupt), so the same cleanup runs. Later SIGTERMs
+    are ignored, so that cleanup itself is never cut short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        signal.signal(signum, signal.SIG_IGN)
+        raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @app.command()
 def render(
     document: DocArg,
@@ -104,27 +132,29 @@ def render(
     """
     cancel = threading.Event()
     try:
-        tl = engine.load_timeline(
-            document, data=_data(data), quality=quality, size=size, fps=fps,
-            format=engine.output_format(output, format), chunks=chunks)
-        with Progress(
-            TextColumn("[bold]{task.description:<9}"), BarColumn(), TaskProgressColumn(),
-            MofNCompleteColumn(), TextColumn("frames  {task.fields[speed]}"),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-            console=err, disable=quiet, transient=False,
-        ) as bar:
-            task = bar.add_task("prepare", total=None, speed="")
+        with _terminate_like_interrupt():
+            engine.check_output(output)
+            tl = engine.load_timeline(
+                document, data=_data(data), quality=quality, size=size, fps=fps,
+                format=engine.output_format(output, format), chunks=chunks)
+            with Progress(
+                TextColumn("[bold]{task.description:<9}"), BarColumn(), TaskProgressColumn(),
+                MofNCompleteColumn(), TextColumn("frames  {task.fields[speed]}"),
+                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                console=err, disable=quiet, transient=False,
+            ) as bar:
+                task = bar.add_task("prepare", total=None, speed="")
 
-            def show(p: engine.Progress) -> None:
-                bar.update(task, description=p.step, total=p.frames_total,
-                           completed=p.frames_done, speed=f"{p.fps:5.1f} fps")
+                def show(p: engine.Progress) -> None:
+                    bar.update(task, description=p.step, total=p.frames_total,
+                               completed=p.frames_done, speed=f"{p.fps:5.1f} fps")
 
-            result = engine.render(tl, output, frames=_frames(frames), on_progress=show,
-                                   cancel=cancel)
-    except KeyboardInterrupt:
+                result = engine.render(tl, output, frames=_frames(frames), on_progress=show,
+                                       cancel=cancel)
+    except KeyboardInterrupt as exc:
         cancel.set()
         err.print("[yellow]cancelled[/]; no output was written")
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + getattr(exc, "signum", signal.SIGINT)) from None
     except Exception as exc:
         raise _fail(exc) from None
     out.print(f"[green]wrote[/] {result.output}  {result.width}x{result.height} "
@@ -151,8 +181,12 @@ def snapshot(
         err.print("[bold red]invalid:[/] give only one of --at, --frame, --scene")
         raise typer.Exit(2)
     try:
-        n = engine.snapshot(document, output, frame=frame, at=at, scene=scene,
-                            data=_data(data), size=size)
+        with _terminate_like_interrupt():
+            n = engine.snapshot(document, output, frame=frame, at=at, scene=scene,
+                                data=_data(data), size=size)
+    except KeyboardInterrupt as exc:
+        err.print("[yellow]cancelled[/]; no output was written")
+        raise typer.Exit(128 + getattr(exc, "signum", signal.SIGINT)) from None
     except Exception as exc:
         raise _fail(exc) from None
     out.print(f"[green]wrote[/] {output} (frame {n})")
@@ -343,8 +377,8 @@ def create_tenant(
     Example: framefarm admin create-tenant acme
     """
     with _accounts(data_dir) as accounts:
-        tenant_id, key = accounts.create_tenant(name, admin=admin)
-    out.print(f"tenant {tenant_id}\napi key {key}")
+        tenant_id, key_id, key = accounts.create_tenant_with_key(name, admin=admin)
+    out.print(f"tenant {tenant_id}\napi key {key}\nkey id {key_id}", soft_wrap=True)
 
 
 @admin_app.command("create-key")
@@ -358,8 +392,41 @@ def create_key(
     Example: framefarm admin create-key ten_0123456789abcdef
     """
     with _accounts(data_dir) as accounts:
-        key = accounts.create_key(tenant_id, admin=admin)
-    out.print(f"api key {key}")
+        key_id, key = accounts.add_key(tenant_id, admin=admin)
+    out.print(f"api key {key}\nkey id {key_id}", soft_wrap=True)
+
+
+@admin_app.command("list-keys")
+def list_keys(
+    tenant_id: Annotated[str, typer.Argument(help="the tenant's id")],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """List a tenant's API keys, one a line: id, active or revoked, admin or tenant,
+    created, revoked (the keys themselves are never shown).
+
+    Example: framefarm admin list-keys ten_0123456789abcdef
+    """
+    with _accounts(data_dir) as accounts:
+        keys = accounts.keys(tenant_id)
+    for key in keys:
+        revoked = key.revoked_at.isoformat() if key.revoked_at else "-"
+        out.print(f"{key.id}  {'revoked' if key.revoked_at else 'active'}  "
+                  f"{'admin' if key.admin else 'tenant'}  {key.created_at.isoformat()}  "
+                  f"{revoked}", soft_wrap=True, highlight=False)
+
+
+@admin_app.command("revoke-key")
+def revoke_key(
+    key_id: Annotated[str, typer.Argument(help="the key's id (see list-keys)")],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Revoke an API key: the API refuses it (401) from the next request on.
+
+    Example: framefarm admin revoke-key key_0123456789abcdef
+    """
+    with _accounts(data_dir) as accounts:
+        key = accounts.revoke_key(key_id)
+    out.print(f"revoked {key.id} of tenant {key.tenant_id}", soft_wrap=True)
 
 
 def main() -> None:

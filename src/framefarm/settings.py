@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     enrolment_token: str | None = Field(
         None, description="lets render nodes register; default: generated into the data dir")
     cors_origins: list[str] = Field(default_factory=list)
+    metrics_token: str | None = Field(
+        None, description="when set, /metrics needs 'Authorization: Bearer <token>'; when "
+        "unset it is open: keep it off public networks")
 
     lease_seconds: float = Field(30.0, gt=0, description="a task's lease without heartbeat")
     heartbeat_seconds: float = Field(5.0, gt=0, description="how often nodes heartbeat")
@@ -47,6 +50,10 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = Field(50, ge=1, description="queued+running jobs per tenant")
     min_chunk_seconds: float = Field(2.0, gt=0, description="shortest chunk worth a task")
     max_upload_bytes: int = Field(512 * 1024**2, description="per uploaded file")
+    max_upload_files: int = Field(
+        20, ge=1, description="one upload request's body may hold this many files' worth: "
+        "max_upload_bytes * max_upload_files (+1 MiB for the form); each file is still "
+        "bounded by max_upload_bytes")
     export_days: float = Field(7.0, gt=0, description="exports are deleted after this")
     signed_url_seconds: int = Field(900, gt=0, description="lifetime of a download link")
     log_json: bool = Field(False, description="log one JSON object per line")

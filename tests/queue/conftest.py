@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from framefarm.application.queue import QueueSettings
 from framefarm.clock import ManualClock
 from framefarm.db import migrate
-from framefarm.queue.lifecycle import QueueSettings
 from support.database import (
     create_database,
     drop_database,

@@ -9,9 +9,9 @@ from collections import Counter
 
 import pytest
 
+from framefarm.application.queue import QueueSettings
 from framefarm.clock import ManualClock
 from framefarm.queue.errors import StaleLease
-from framefarm.queue.lifecycle import QueueSettings
 from framefarm.queue.states import JobState, TaskState
 from support import claimer_processes as queue_workers
 from support.queue_farm import AssemblyStalled, Claim, Farm, plan_render

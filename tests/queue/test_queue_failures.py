@@ -7,9 +7,9 @@ import datetime as dt
 
 import pytest
 
+from framefarm.application.queue import QueueSettings
 from framefarm.clock import ManualClock
 from framefarm.queue.errors import Conflict, NotFound, StaleLease
-from framefarm.queue.lifecycle import QueueSettings
 from framefarm.queue.states import JobState, TaskState
 from support.queue_farm import Farm
 

@@ -7,9 +7,9 @@ import datetime as dt
 
 import pytest
 
+from framefarm.application.queue import QueueSettings, TaskPlan
 from framefarm.clock import ManualClock
 from framefarm.queue.errors import NotFound, TooManyJobs
-from framefarm.queue.lifecycle import QueueSettings, TaskPlan
 from framefarm.queue.states import JobState, TaskState
 from framefarm.repos import webhooks as outbox
 from support.queue_farm import Farm, render_plan

@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
+from framefarm.application.queue import QueueSettings
 from framefarm.clock import ManualClock
 from framefarm.queue.errors import StaleLease
-from framefarm.queue.lifecycle import QueueSettings
 from framefarm.queue.states import JobState, TaskState
 from support.queue_farm import Farm
 from support.queue_farm import QueueStore as Store

@@ -149,7 +149,8 @@ def test_live_events_over_sse_and_websocket(farm: Farm) -> None:
     response = c.get(local(done["download_url"]))  # signed: no key needed
     assert response.status_code == 200 and response.content[4:8] == b"ftyp"
 
-    with c.websocket_connect(f"/v1/renders/{job['id']}/ws?token={key}") as ws:
+    with c.websocket_connect(f"/v1/renders/{job['id']}/ws") as ws:
+        ws.send_json({"token": key})  # the key goes in the first message, not the URL
         socket_events = []
         while not socket_events or socket_events[-1]["event"] != "done":
             socket_events.append(ws.receive_json())
@@ -158,13 +159,20 @@ def test_live_events_over_sse_and_websocket(farm: Farm) -> None:
         {k: done[k] for k in ("state", "error", "export")}
     assert "download_url" in final
 
-    # The WebSocket needs a key, and another tenant's job is not found.
-    for url, code in ((f"/v1/renders/{job['id']}/ws", 4401),
-                      (f"/v1/renders/{job['id']}/ws?token=ff_wrong", 4401),
-                      (f"/v1/renders/{job['id']}/ws?token={farm.tenant('other')}", 4404)):
+    # The WebSocket needs a key, a key in the URL is not one, and another tenant's job is
+    # not found.
+    url = f"/v1/renders/{job['id']}/ws"
+    for first, code in (({"token": "ff_wrong"}, 4401), ({"hello": 1}, 4401),
+                        ({"token": farm.tenant("other")}, 4404)):
         with pytest.raises(WebSocketDisconnect) as closed, c.websocket_connect(url) as ws:
+            ws.send_json(first)
             ws.receive_json()
-        assert closed.value.code == code, url
+        assert closed.value.code == code, first
+    with pytest.raises(WebSocketDisconnect) as closed, \
+            c.websocket_connect(f"{url}?token={key}") as ws:
+        ws.send_json({})
+        ws.receive_json()
+    assert closed.value.code == 4401
 
 
 # -- cancel and retry --------------------------------------------------------------------------

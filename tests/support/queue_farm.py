@@ -4,7 +4,7 @@ exports, nodes) behind one object on one database, so each queue test reads as t
 scenario it checks; and a small "farm" of tenants, nodes and jobs. Time passes only on
 the test's :class:`ManualClock`.
 
-Every method runs the production code (``framefarm.queue.lifecycle``, ``framefarm.repos``,
+Every method runs the production code (``framefarm.application.queue``, ``framefarm.repos``,
 ``framefarm.application``); nothing here decides a state or writes SQL of its own.
 """
 
@@ -17,17 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from framefarm import chunks
+from framefarm.application import queue as lifecycle
 from framefarm.application.accounts import Accounts
 from framefarm.application.context import Context
 from framefarm.application.exports import Exports
 from framefarm.application.farm import Farm as NodeFarm
 from framefarm.application.metrics import Counters
 from framefarm.application.projects import Projects
+from framefarm.application.queue import Queue, QueueSettings, TaskPlan
 from framefarm.clock import ManualClock
 from framefarm.db.database import Database, open_database
 from framefarm.protocol import MediaInfo
-from framefarm.queue import lifecycle
-from framefarm.queue.lifecycle import Queue, QueueSettings, TaskPlan
 from framefarm.queue.states import Summary, TaskKind
 from framefarm.records import Export, Job, LogLine, Node, Task
 from framefarm.repos import exports, jobs, nodes, projects

@@ -8,17 +8,19 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from framefarm.api.deps import AdminDep, AppDep
+from framefarm.api.errors import ADMIN_RESPONSES
 from framefarm.application import Application, views
+from framefarm.application.accounts import ApiKey
 from framefarm.records import Node
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ADMIN_RESPONSES)
 
 
 class TenantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(min_length=1, max_length=200)
     admin: bool = False
-    max_concurrent_jobs: int | None = Field(None, ge=1)
+    max_concurrent_jobs: int | None = Field(None, ge=1, le=100_000)
 
 
 def _node(app: Application, node: Node) -> dict[str, Any]:
@@ -91,11 +93,31 @@ def list_tenants(_: AdminDep, app: AppDep) -> list[dict[str, Any]]:
 @router.post("/tenants", status_code=201)
 def create_tenant(body: TenantIn, _: AdminDep, app: AppDep) -> dict[str, Any]:
     """A new tenant; its API key is shown only in this answer."""
-    tenant_id, key = app.accounts.create_tenant(body.name, admin=body.admin,
-                                                max_concurrent_jobs=body.max_concurrent_jobs)
-    return {"id": tenant_id, "name": body.name, "api_key": key}
+    tenant_id, key_id, key = app.accounts.create_tenant_with_key(
+        body.name, admin=body.admin, max_concurrent_jobs=body.max_concurrent_jobs)
+    return {"id": tenant_id, "name": body.name, "api_key": key, "api_key_id": key_id}
 
 
 @router.post("/tenants/{tenant_id}/keys", status_code=201)
 def create_key(tenant_id: str, _: AdminDep, app: AppDep) -> dict[str, Any]:
-    return {"tenant_id": tenant_id, "api_key": app.accounts.create_key(tenant_id)}
+    """Another key for the tenant, shown only in this answer; ``api_key_id`` revokes it."""
+    key_id, key = app.accounts.add_key(tenant_id)
+    return {"tenant_id": tenant_id, "api_key": key, "api_key_id": key_id}
+
+
+def _key(key: ApiKey) -> dict[str, Any]:
+    return {"id": key.id, "tenant_id": key.tenant_id, "admin": key.admin,
+            "created_at": views.iso(key.created_at),
+            "revoked_at": views.iso(key.revoked_at) if key.revoked_at else None}
+
+
+@router.get("/tenants/{tenant_id}/keys")
+def list_keys(tenant_id: str, _: AdminDep, app: AppDep) -> list[dict[str, Any]]:
+    """The tenant's API keys, revoked ones too: ids and times, never the keys."""
+    return [_key(key) for key in app.accounts.keys(tenant_id)]
+
+
+@router.post("/keys/{key_id}/revoke")
+def revoke_key(key_id: str, _: AdminDep, app: AppDep) -> dict[str, Any]:
+    """Revoke an API key: every request with it is refused (401) from now on."""
+    return _key(app.accounts.revoke_key(key_id))

@@ -3,10 +3,11 @@ node); and how a stored object becomes a response."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from framefarm.api.errors import ApiError
 from framefarm.application import Application
@@ -22,6 +23,16 @@ def application(request: Request) -> Application:
 AppDep = Annotated[Application, Depends(application)]
 
 
+# The security schemes of the OpenAPI description; they only read the header (a missing or
+# malformed one is refused below, in the one error shape).
+API_KEY = HTTPBearer(scheme_name="ApiKey", bearerFormat="ff_...", auto_error=False,
+                     description="A tenant's API key (an admin key for /v1/admin).")
+NODE_CREDENTIAL = HTTPBearer(scheme_name="NodeCredential", bearerFormat="<node id>:<secret>",
+                             auto_error=False,
+                             description="A render node's credential, from its registration.")
+Credentials = HTTPAuthorizationCredentials | None
+
+
 def bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -30,7 +41,8 @@ def bearer(request: Request) -> str:
     return token.strip()
 
 
-def tenant(request: Request, app: AppDep) -> Caller:
+def tenant(request: Request, app: AppDep,
+           scheme: Annotated[Credentials, Security(API_KEY)] = None) -> Caller:
     found = app.accounts.authenticate(bearer(request))
     if found is None:
         raise ApiError(401, "unauthorized", "unknown or revoked API key")
@@ -49,7 +61,8 @@ def admin(caller: TenantDep) -> Caller:
 AdminDep = Annotated[Caller, Depends(admin)]
 
 
-def node(request: Request, app: AppDep) -> str:
+def node(request: Request, app: AppDep,
+         scheme: Annotated[Credentials, Security(NODE_CREDENTIAL)] = None) -> str:
     """A render node authenticates with 'Bearer <node id>:<secret>'."""
     node_id, _, secret = bearer(request).partition(":")
     if not secret or not app.farm.authenticate(node_id, secret):
@@ -58,6 +71,17 @@ def node(request: Request, app: AppDep) -> str:
 
 
 NodeDep = Annotated[str, Depends(node)]
+
+
+def file_responses(*media_types: str, ranges: bool = False) -> dict[int | str, Any]:
+    """The OpenAPI ``responses`` of a route that answers with :func:`send`."""
+    found: dict[int | str, Any] = {
+        200: {"description": "The file.", "content": {t: {} for t in media_types}},
+        307: {"description": "A redirect to a presigned storage URL (S3 storage)."}}
+    if ranges:
+        found[206] = {"description": "The requested byte range.",
+                      "content": {t: {} for t in media_types}}
+    return found
 
 
 def send(found: Download) -> Response:

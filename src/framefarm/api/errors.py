@@ -6,12 +6,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from framefarm import errors, webhooks
 from framefarm.application.farm import Refused, WrongToken
@@ -29,12 +32,50 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.details = status, code, message, details
 
 
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable, machine-readable: not_found, too_large, ...")
+    message: str = Field(description="for a person")
+    details: Any = Field(None, description="more, by code: e.g. the JSON paths at fault")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the API."""
+
+    error: ErrorDetail
+
+
+_MEANINGS = {
+    400: "The request could not be read (e.g. a body that is not valid multipart).",
+    401: "No credential, or an unknown or revoked one.",
+    403: "The credential may not do this (an admin key is needed), or the link expired.",
+    404: "No such resource (another tenant's rows answer 404 too).",
+    409: "The resource's state does not allow this (or a stale lease).",
+    413: "The request body is over its limit.",
+    422: "The request is invalid: its fields, its document, or JSON nested too deep.",
+    429: "Too many queued and running jobs for this tenant.",
+    503: "Storage is unavailable.",
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of these error statuses, each in the one error shape."""
+    return {status: {"model": ErrorBody, "description": _MEANINGS[status]}
+            for status in statuses}
+
+
+# What a router's routes may answer besides their own success (APIRouter(responses=...)).
+TENANT_RESPONSES = responses(400, 401, 403, 404, 409, 413, 422, 429, 503)
+ADMIN_RESPONSES = responses(400, 401, 403, 404, 409, 413, 422, 503)
+NODE_RESPONSES = responses(400, 401, 404, 409, 413, 422, 503)
+
+
 def body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
 
-def _json(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
-    return JSONResponse(body(code, message, details), status_code=status)
+def _json(status: int, code: str, message: str, details: Any = None,
+          headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body(code, message, details), status_code=status, headers=headers)
 
 
 _SERVICE_ERRORS: dict[type[service.ServiceError], tuple[int, str]] = {
@@ -46,16 +87,33 @@ _SERVICE_ERRORS: dict[type[service.ServiceError], tuple[int, str]] = {
 }
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed(request: Request) -> list[str]:
+    """The methods some route of the request's path answers (asked of the app's router,
+    whatever routers it includes)."""
+    routes = request.app.router.routes
+    return [method for method in _METHODS
+            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+                   for route in routes)]
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
         return _json(exc.status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _json(exc.status_code, code, str(exc.detail))
+        # Keep the exception's headers (a 401's WWW-Authenticate); a 405 names every
+        # method of the path, not only those of the one route that matched first.
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed(request) or [headers.get("Allow", "")])
+        return _json(exc.status_code, code, str(exc.detail), headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -8,11 +8,16 @@ thousand people watching costs one small query per tick, not a thousand.
 Kinds: ``state`` (state or step changed), ``progress``, ``preview`` (a new preview frame),
 ``done`` (finished; with the download link). SSE streams also get a comment line every
 15 s without events, so proxies keep them open.
+
+The WebSocket takes its API key in its first message, ``{"token": "<API key>"}``, or in
+the Authorization header; not in the URL, where keys end up in access logs (``?token=`` is
+still read, for older clients, and deprecated).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -22,6 +27,7 @@ from typing import Any
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocketState
 
 from framefarm.api.deps import AppDep, TenantDep
 from framefarm.application import Application, views
@@ -32,6 +38,7 @@ router = APIRouter(prefix="/v1")
 log = logging.getLogger("framefarm.api")
 POLL_SECONDS = 0.5
 QUIET_SECONDS = 15.0  # a stream with no change re-reads its job (and SSE pings) this often
+AUTH_SECONDS = 5.0  # a WebSocket must send its key this soon after the handshake
 
 
 class JobWatcher:
@@ -149,21 +156,49 @@ async def events(job_id: str, caller: TenantDep, app: AppDep,
                              headers={"Cache-Control": "no-cache"})
 
 
+async def _socket_key(ws: WebSocket) -> str | None:
+    """The API key of a WebSocket: the Authorization header (non-browser clients), else
+    the first message, ``{"token": "<API key>"}``, within AUTH_SECONDS of the handshake
+    (browsers cannot set headers, and a key in the URL would end up in logs). The socket
+    is accepted before the first message can be read."""
+    header = ws.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    await ws.accept()
+    try:
+        message = await asyncio.wait_for(ws.receive_text(), AUTH_SECONDS)
+        found = json.loads(message).get("token")
+    except (TimeoutError, ValueError, AttributeError, KeyError):
+        return None
+    return found if isinstance(found, str) and found else None
+
+
+async def _refuse(ws: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await ws.close(code=code, reason=reason)
+
+
 @router.websocket("/renders/{job_id}/ws")
-async def websocket(job_id: str, ws: WebSocket, token: str | None = None) -> None:
-    """The same events over a WebSocket; browsers pass the API key as ``?token=``."""
+async def websocket(job_id: str, ws: WebSocket) -> None:
+    """The same events over a WebSocket. Authenticate with the first message,
+    ``{"token": "<API key>"}`` (browsers), or the Authorization header."""
     app: Application = ws.app.state.application
-    key = token or ws.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    try:
+        key = await _socket_key(ws)
+    except WebSocketDisconnect:
+        return
     caller = await run_in_threadpool(app.accounts.authenticate, key) if key else None
     if caller is None:
-        await ws.close(code=4401, reason="unknown or missing API key")
+        await _refuse(ws, 4401, "unknown, revoked or missing API key")
         return
     try:
         await run_in_threadpool(app.renders.job, caller.tenant_id, job_id)
     except NotFound:
-        await ws.close(code=4404, reason="no such render")
+        await _refuse(ws, 4404, "no such render")
         return
-    await ws.accept()
+    if ws.client_state is WebSocketState.CONNECTING:
+        await ws.accept()
     try:
         async for event in job_events(app, ws.app.state.watcher, caller.tenant_id, job_id):
             if event is not None:

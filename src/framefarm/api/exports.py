@@ -8,15 +8,16 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from framefarm.api.deps import AppDep, TenantDep, send
-from framefarm.api.errors import ApiError
+from framefarm.api.deps import AppDep, TenantDep, file_responses, send
+from framefarm.api.errors import TENANT_RESPONSES, ApiError
 from framefarm.application import views
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=TENANT_RESPONSES)
 
 
 class ExtendIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: JSON types as the schema says (no "1" for 1, no 0 for false).
+    model_config = ConfigDict(extra="forbid", strict=True)
     days: float = Field(gt=0, le=365)
 
 
@@ -52,13 +53,16 @@ def export_link(export_id: str, caller: TenantDep, app: AppDep) -> dict[str, Any
     return {"url": url, "expires_at": expires}
 
 
-@router.get("/exports/{export_id}/file")
+_VIDEO = file_responses("video/mp4", "video/webm", "image/gif", ranges=True)
+
+
+@router.get("/exports/{export_id}/file", responses=_VIDEO)
 def export_file(export_id: str, caller: TenantDep, app: AppDep) -> Response:
     """The video; Range requests are answered (206), so players can seek."""
     return send(app.exports.file(app.exports.get(caller.tenant_id, export_id)))
 
 
-@router.get("/exports/{export_id}/download")
+@router.get("/exports/{export_id}/download", responses=_VIDEO)
 def export_download(export_id: str, app: AppDep, expires: int = 0, sig: str = "") -> Response:
     if not app.exports.check_signature(export_id, expires, sig):
         raise ApiError(403, "link_expired", "this download link is invalid or has expired")

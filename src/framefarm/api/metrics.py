@@ -4,10 +4,15 @@ Counters count what this API process saw (claims, completions, failures, requeue
 render seconds: ``application/metrics.py``); gauges (queue depth by state, nodes by
 status) are read from the database at scrape time, so they are right whichever API
 process answers.
+
+They show every tenant's queue: with ``metrics_token`` set (``FRAMEFARM_METRICS_TOKEN``)
+a scrape needs ``Authorization: Bearer <token>``; unset, ``/metrics`` is open and must be
+kept off public networks (docs/deployment.md).
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +24,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
+from framefarm.api.errors import ApiError
 from framefarm.application import Application
 from framefarm.queue.states import TaskState
 
@@ -55,7 +61,15 @@ def install(api: FastAPI, app: Application) -> None:
             time.perf_counter() - started)
         return response
 
+    token = app.settings.metrics_token or None  # empty: unset
+
     @api.get("/metrics", include_in_schema=False)
-    async def scrape() -> Response:
+    async def scrape(request: Request) -> Response:
+        if token is not None:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                    given.strip().encode(), token.encode()):
+                raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <metrics "
+                               "token>'")
         body = await run_in_threadpool(generate_latest, counters.registry)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -9,15 +9,17 @@ from fastapi import APIRouter, File, Form, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from framefarm.api.deps import AppDep, TenantDep
+from framefarm.api.errors import TENANT_RESPONSES
 from framefarm.api.renders import RenderOptions, job_json
 from framefarm.application import views
 from framefarm.application.projects import Upload, asset_name, template_variables
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=TENANT_RESPONSES)
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: JSON types as the schema says (no "1" for 1, no 0 for false).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ProjectIn(Body):
@@ -72,7 +74,7 @@ def put_document(project_id: str, document: dict[str, Any], caller: TenantDep,
 @router.post("/projects/{project_id}/assets", status_code=201)
 def upload_assets(
     project_id: str, caller: TenantDep, app: AppDep,
-    files: Annotated[list[UploadFile], File(description="one or more files")],
+    files: Annotated[list[UploadFile], File(description="one or more files", min_length=1)],
     folder: Annotated[str | None, Form(description="a folder for all of them, e.g. "
                                        "'images'")] = None,
 ) -> list[dict[str, Any]]:

@@ -12,18 +12,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from framefarm import webhooks
-from framefarm.api.deps import AppDep, TenantDep, send
-from framefarm.api.errors import ApiError
+from framefarm.api.deps import AppDep, TenantDep, file_responses, send
+from framefarm.api.errors import TENANT_RESPONSES, ApiError
 from framefarm.application import Application, views
 from framefarm.application.renders import JobView, SnapshotRequest
 from framefarm.document import models
 from framefarm.queue.states import FINISHED_JOB, JobState
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=TENANT_RESPONSES)
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: JSON types as the schema says (no "1" for 1, no 0 for false).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class RenderOptions(Body):
@@ -129,7 +130,7 @@ def render_logs(
             for r in app.renders.logs(caller.tenant_id, job_id, level)]
 
 
-@router.get("/renders/{job_id}/preview")
+@router.get("/renders/{job_id}/preview", responses=file_responses("image/jpeg"))
 def render_preview(job_id: str, caller: TenantDep, app: AppDep) -> Response:
     found = app.renders.preview(caller.tenant_id, job_id)
     if found is None:
@@ -175,7 +176,15 @@ def delete_webhook(hook_id: str, caller: TenantDep, app: AppDep) -> Response:
 # -- snapshots -------------------------------------------------------------------------------
 
 
-@router.post("/snapshots", response_model=None)
+_QUEUED: dict[int | str, Any] = {202: {
+    "description": "Not rendered within ``wait``: the snapshot job's id.",
+    "content": {"application/json": {"schema": {
+        "type": "object", "required": ["job_id"],
+        "properties": {"job_id": {"type": "string"}}}}}}}
+
+
+@router.post("/snapshots", response_model=None,
+             responses={**file_responses("image/png", "image/jpeg"), **_QUEUED})
 async def snapshot(body: SnapshotIn, caller: TenantDep, app: AppDep) -> Response:
     """One frame as PNG or JPEG. Frames already rendered come from the cache at once;
     others are rendered by a node (waiting up to ``wait`` seconds, else 202 with a job)."""
@@ -208,7 +217,8 @@ async def snapshot(body: SnapshotIn, caller: TenantDep, app: AppDep) -> Response
                     content=f'{{"job_id": "{job.id}"}}', headers=headers)
 
 
-@router.get("/snapshots/{job_id}")
+@router.get("/snapshots/{job_id}", responses={
+    **file_responses("image/png", "image/jpeg"), 202: {"description": "Still rendering."}})
 def snapshot_result(job_id: str, caller: TenantDep, app: AppDep) -> Response:
     """The image of a snapshot job, once it succeeded (202 while it runs)."""
     job = app.renders.job(caller.tenant_id, job_id)

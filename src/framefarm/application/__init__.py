@@ -1,7 +1,8 @@
 """The application layer: every use case of the service, orchestrated in one place.
 
 Routes (``framefarm.api``) parse, authorise and call one method here; nothing here
-imports FastAPI. Below it: the queue's lifecycle (``framefarm.queue``), the repositories
+imports FastAPI. Its :mod:`~framefarm.application.queue` makes every job and task
+transition; below it: the state machine (``framefarm.queue``), the repositories
 (``framefarm.repos``), storage and the engine.
 
 - :class:`~framefarm.application.accounts.Accounts` — tenants and API keys
@@ -20,8 +21,6 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from framefarm.application import views
 from framefarm.application.accounts import Accounts
 from framefarm.application.context import Context
@@ -29,11 +28,11 @@ from framefarm.application.exports import Exports
 from framefarm.application.farm import Farm
 from framefarm.application.metrics import Counters
 from framefarm.application.projects import Projects
+from framefarm.application.queue import Queue, QueueSettings
 from framefarm.application.renders import Renders
 from framefarm.application.webhooks import Webhooks
 from framefarm.clock import Clock
 from framefarm.db.database import open_database
-from framefarm.queue.lifecycle import Queue, QueueSettings
 from framefarm.settings import Settings
 from framefarm.storage.local import LocalStorage, Storage
 from framefarm.storage.s3 import S3Storage
@@ -109,15 +108,21 @@ class Application:
             payload.update(download_url=url, download_expires_at=expires)
         return payload
 
-    def upkeep(self, client: httpx.Client, *, sweep: bool) -> None:
-        """One round of the server's housekeeping: requeue tasks whose lease expired, send
+    def upkeep(self, *, sweep: bool) -> None:
+        """One round of the server's housekeeping: requeue tasks whose lease expired, fail
+        the jobs no live node may take any more (every one is blocked from them), send
         the webhooks that are due, and (when ``sweep``) delete expired exports."""
         self.counters.requeued.inc(self.ctx.queue.requeue_expired())
-        self.webhooks.deliver_due(self.webhook_payload, client)
+        stranded = self.ctx.queue.fail_stranded()
+        if stranded:
+            log.warning("failed %d job(s) that no live render node may take", stranded)
+        self.webhooks.deliver_due(self.webhook_payload)
         if sweep:
             self.exports.sweep()
+        self.exports.sweeper.start_if_due()  # unreferenced storage objects, in the background
 
     def close(self) -> None:
+        self.webhooks.close()
         self.ctx.db.close()
 
 

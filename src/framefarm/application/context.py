@@ -8,8 +8,8 @@ import datetime as dt
 from pathlib import Path
 
 from framefarm.application.metrics import Counters
+from framefarm.application.queue import Queue
 from framefarm.db.database import Database
-from framefarm.queue.lifecycle import Queue
 from framefarm.settings import Settings
 from framefarm.storage.local import Storage
 

@@ -10,6 +10,7 @@ import time
 
 from framefarm import formats
 from framefarm.application.context import Context, Download, download
+from framefarm.application.sweeper import Sweeper
 from framefarm.records import Export
 from framefarm.repos import exports
 
@@ -17,6 +18,12 @@ from framefarm.repos import exports
 @dataclasses.dataclass
 class Exports:
     ctx: Context
+    sweeper: Sweeper = dataclasses.field(init=False)
+    """Deletes the storage objects nothing references (superseded parts, unused blobs, old
+    snapshot cache entries and previews): ``sweeper.sweep()``."""
+
+    def __post_init__(self) -> None:
+        self.sweeper = Sweeper(self.ctx)
 
     def all(self, tenant_id: str) -> list[Export]:
         with self.ctx.db.read() as conn:
@@ -46,7 +53,8 @@ class Exports:
         return download(self.ctx, row.storage_key, media, f"{row.job_id}.{row.format}")
 
     def sweep(self) -> int:
-        """Delete exports past their auto-delete date, with their files."""
+        """Delete exports past their auto-delete date, with their files (the storage
+        sweeper, :attr:`sweeper`, deletes the rest of what nothing references)."""
         with self.ctx.db.read() as conn:
             due = exports.expired(conn, self.ctx.now())
         for row in due:

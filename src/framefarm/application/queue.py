@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from framefarm import webhooks as webhooks_shared
-from framefarm.db import schema as t
 from framefarm.db.database import Database, new_id, retry_deadlocks
 from framefarm.queue import states
 from framefarm.queue.errors import (
@@ -31,7 +30,7 @@ from framefarm.queue.errors import (
 )
 from framefarm.queue.states import JobEvent, JobState, TaskEvent, TaskKind, TaskState
 from framefarm.records import Job, Task
-from framefarm.repos import exports, jobs, nodes, webhooks
+from framefarm.repos import exports, jobs, nodes, tenants, webhooks
 from framefarm.repos.exports import ExportMeta
 
 
@@ -43,6 +42,9 @@ class QueueSettings:
     node_block_failures: int = 2
     max_concurrent_jobs: int = 50
     node_offline_seconds: float = 60.0
+    # A job whose every live node is blocked from it is failed once it has stayed so, and
+    # unchanged, this long: time for an admin's undrain or a starting node to come in.
+    stranded_seconds: float = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,10 +86,13 @@ class Queue:
         the existing job comes back and nothing is queued."""
         if not plan:
             raise ValueError("a job needs at least one task")
+        row = dict(tenant_id=tenant_id, kind=kind, priority=priority, project_id=project_id,
+                   document=document, options=dict(options), assets=dict(assets),
+                   limits=dict(limits) if limits is not None else None,
+                   frames_total=frames_total, fps=fps, attempt=attempt, retry_of=retry_of,
+                   idempotency_key=idempotency_key, notify_url=notify_url)
         try:
-            return self._submit(tenant_id, kind, document, options, assets, frames_total,
-                                fps, plan, limits, priority, project_id, idempotency_key,
-                                notify_url, attempt, retry_of)
+            return self._insert(row, plan)
         except sa.exc.IntegrityError:
             # Two submits with one idempotency key at once: the loser gets the winner's job.
             if idempotency_key:
@@ -97,42 +102,29 @@ class Queue:
                     return existing, False
             raise
 
-    def _submit(self, tenant_id: str, kind: str, document: Any, options: Mapping[str, Any],
-                assets: Mapping[str, str], frames_total: int, fps: int,
-                plan: Sequence[TaskPlan], limits: Mapping[str, Any] | None, priority: int,
-                project_id: str | None, idempotency_key: str | None, notify_url: str | None,
-                attempt: int, retry_of: str | None) -> tuple[Job, bool]:
+    def _insert(self, row: dict[str, Any], plan: Sequence[TaskPlan]) -> tuple[Job, bool]:
         now = self.now()
-        job_id = new_id("job")
+        job_id, tenant_id, key = new_id("job"), row["tenant_id"], row["idempotency_key"]
         with self.db.tx() as conn:
-            if idempotency_key:
-                existing = jobs.by_idempotency_key(conn, tenant_id, idempotency_key)
-                if existing is not None:
-                    return existing, False
-            limit = conn.execute(sa.select(t.tenants.c.max_concurrent_jobs).where(
-                t.tenants.c.id == tenant_id)).scalar()
-            if limit is None:
-                limit = self.settings.max_concurrent_jobs
+            existing = jobs.by_idempotency_key(conn, tenant_id, key) if key else None
+            if existing is not None:
+                return existing, False
+            limit = tenants.max_concurrent_jobs(conn, tenant_id)
+            limit = self.settings.max_concurrent_jobs if limit is None else limit
             active = jobs.count_unfinished(conn, tenant_id)
             if active >= limit:
                 raise TooManyJobs(f"the tenant has {active} unfinished jobs; the limit is {limit}")
-            jobs.insert(conn, dict(
-                id=job_id, tenant_id=tenant_id, kind=kind, state=JobState.QUEUED,
-                step="queued", priority=priority, project_id=project_id, document=document,
-                options=dict(options), assets=dict(assets),
-                limits=dict(limits) if limits is not None else None,
-                frames_total=frames_total, fps=fps, attempt=attempt, retry_of=retry_of,
-                idempotency_key=idempotency_key, notify_url=notify_url, created_at=now,
-                updated_at=now), [
+            jobs.insert(conn, dict(row, id=job_id, state=JobState.QUEUED, step="queued",
+                                   created_at=now, updated_at=now), [
                 dict(id=new_id("tsk"), job_id=job_id, tenant_id=tenant_id, kind=p.kind,
                      idx=p.idx, frame_start=p.frame_start, frame_end=p.frame_end,
                      state=TaskState.WAITING if p.waiting else TaskState.QUEUED,
-                     priority=priority, job_created_at=now, failures=0, requeues=0,
+                     priority=row["priority"], job_created_at=now, failures=0, requeues=0,
                      not_before=now, frames_done=0)
                 for p in plan
             ])
-            jobs.log(conn, job_id, "info", f"queued: {len(plan)} tasks, {frames_total} frames",
-                     now=now)
+            jobs.log(conn, job_id, "info",
+                     f"queued: {len(plan)} tasks, {row['frames_total']} frames", now=now)
             return jobs.get(conn, job_id), True
 
     @retry_deadlocks
@@ -263,8 +255,7 @@ class Queue:
             if export is not None and task.kind == TaskKind.ASSEMBLE:
                 exports.insert(conn, task.tenant_id, job_id, export, now=now)
             if jobs.count_pending_inputs(conn, job_id) == 0:
-                jobs.move_tasks(conn, job_id, TaskEvent.READY,
-                                where=[t.tasks.c.state == TaskState.WAITING], not_before=now)
+                jobs.move_tasks(conn, job_id, TaskEvent.READY, not_before=now)
             jobs.log(conn, job_id, "info", f"{task.kind} {task.idx} done", now=now,
                      task_id=task_id, node_id=task.node_id)
             return self._refresh_job(conn, job_id)
@@ -314,6 +305,46 @@ class Queue:
         jobs.log(conn, job_id, "warning", f"node {node_id} blocked for this job after "
                  f"{failures} failures", now=self.now(), node_id=node_id)
 
+    # -- jobs no node may take ----------------------------------------------------------------
+
+    @retry_deadlocks
+    def fail_stranded(self) -> int:
+        """Fail the jobs that no live node (online, not draining) may take any more: each
+        has a queued task and every live node is blocked from the job after failing it,
+        and nothing changed for ``stranded_seconds``. Without this such a job stays
+        running for ever. A farm with no live node at all fails nothing: its nodes are
+        away, and the job waits for them. The server's upkeep loop calls it. Returns how
+        many jobs it failed."""
+        now = self.now()
+        s = self.settings
+        failed = 0
+        with self.db.tx() as conn:
+            live = nodes.live(conn, now - dt.timedelta(seconds=s.node_offline_seconds))
+            live_ids = [node.id for node in live]
+            quiet_since = now - dt.timedelta(seconds=s.stranded_seconds)
+            for job_id in jobs.stranded(conn, live_ids, quiet_since=quiet_since):
+                self.db.lock_job(conn, job_id)
+                # Again under the job's lock: a report may have changed it meanwhile.
+                if not jobs.stranded(conn, live_ids, quiet_since=quiet_since, job_id=job_id):
+                    continue
+                task = jobs.first_queued(conn, job_id)
+                assert task is not None
+                names = {node.id: node.name for node in live}
+                blocked = {n: f for n, f in jobs.blocked_nodes(conn, job_id).items()
+                           if n in names}
+                error = _stranded_error(task, blocked, names)
+                job = jobs.get(conn, job_id)
+                jobs.move_tasks(conn, job_id, TaskEvent.CANCEL, finished_at=now)
+                jobs.move_job(conn, job, JobEvent.FAIL, error=error, failed_step=task.kind,
+                              step=JobState.FAILED.value, finished_at=now, updated_at=now,
+                              started_at=job.started_at or now)
+                jobs.log(conn, job_id, "error", f"{task.kind} {task.idx}: {error}", now=now,
+                         task_id=task.id)
+                jobs.log(conn, job_id, "info", "job failed", now=now)
+                self._outbox(conn, jobs.get(conn, job_id))
+                failed += 1
+        return failed
+
     # -- requeueing ---------------------------------------------------------------------------
 
     @retry_deadlocks
@@ -326,15 +357,11 @@ class Queue:
             for task in jobs.expired(conn, now):
                 # Task (under its job's lock) first, then the node: the order complete() uses.
                 if not self._requeue(conn, task.id, task.job_id, TaskEvent.EXPIRE,
-                                     "lease expired",
-                                     where=[t.tasks.c.lease_expires_at < now]):
+                                     "lease expired", expired_before=now):
                     continue  # finished, requeued or re-leased since the SELECT
                 requeued += 1
                 nodes.count_lost_lease(conn, task.node_id, task.id, task.job_id, now=now)
-            # Cancelled tasks whose node went quiet need no more answers.
-            conn.execute(t.tasks.update().where(
-                t.tasks.c.state == TaskState.CANCELLED, t.tasks.c.lease_expires_at < now,
-            ).values(lease_token=None, lease_expires_at=None))
+            jobs.forget_quiet_leases(conn, now)
         return requeued
 
     @retry_deadlocks
@@ -343,8 +370,7 @@ class Queue:
         with self.db.tx() as conn:
             nodes.get(conn, node_id)
             released = sum(self._requeue(conn, task.id, task.job_id, TaskEvent.REQUEUE,
-                                         "released by an admin",
-                                         where=[t.tasks.c.node_id == node_id])
+                                         "released by an admin", on_node=node_id)
                            for task in jobs.running_on(conn, node_id))
             nodes.update(conn, node_id, current_task_id=None)
         return released
@@ -357,17 +383,16 @@ class Queue:
             nodes.delete(conn, node_id)
 
     def _requeue(self, conn: Connection, task_id: str, job_id: str, event: TaskEvent,
-                 why: str, *, where: Sequence[Any]) -> bool:
-        """Requeue the task if it is still what the caller saw: running and matching
-        ``where``. False if it changed meanwhile."""
+                 why: str, *, expired_before: dt.datetime | None = None,
+                 on_node: str | None = None) -> bool:
+        """Requeue the task if it is still what the caller saw: running (with its lease
+        expired before ``expired_before``, on ``on_node``). False if it changed meanwhile."""
         self.db.lock_job(conn, job_id)
         task = jobs.get_task(conn, task_id)
         if task is None or task.state != TaskState.RUNNING:
             return False
-        if not jobs.move_task(conn, task, event, where=where, node_id=None,
-                              last_failed_node=task.node_id, lease_token=None,
-                              lease_expires_at=None, frames_done=0,
-                              requeues=t.tasks.c.requeues + 1, not_before=self.now()):
+        if not jobs.requeue(conn, task, event, now=self.now(), expired_before=expired_before,
+                            on_node=on_node):
             return False
         jobs.log(conn, job_id, "warning", f"task requeued: {why}", now=self.now(),
                  task_id=task_id)
@@ -418,7 +443,23 @@ def _summarise(job: Job, tasks: Sequence[Task], now: dt.datetime) -> states.Summ
     views = [states.TaskView(r.kind, r.state, r.frame_start, r.frame_end, r.frames_done)
              for r in tasks]
     return states.summarise(views, cancelled=job.state == JobState.CANCELLED,
+                            failed=job.state == JobState.FAILED,
                             started_at=job.started_at, now=now)
+
+
+def _stranded_error(task: Task, blocked: Mapping[str, int], names: Mapping[str, str]) -> str:
+    """Why a stranded job failed: which nodes are blocked, after how many failures, and
+    the task's last error."""
+    by_count: dict[int, list[str]] = {}
+    for node_id, failures in blocked.items():
+        by_count.setdefault(failures, []).append(f"{names[node_id]} ({node_id})")
+    groups = [f"{', '.join(labels)} blocked after {count} failure{'s' * (count != 1)}"
+              for count, labels in sorted(by_count.items())]
+    word = "node" if len(blocked) == 1 else "nodes"
+    error = f"no render node may take this task: {word} {'; '.join(groups)}"
+    if task.error:
+        error += f"; its last error: {task.error}"
+    return error
 
 
 def _check(task: Task, event: TaskEvent) -> None:

@@ -17,11 +17,11 @@ from framefarm import chunks, engine, errors, webhooks
 from framefarm.application.context import Context, Download, blob_key, download
 from framefarm.application.farm import node_status, tidy_parts
 from framefarm.application.projects import Projects, asset_name
+from framefarm.application.queue import TaskPlan, render_plan
 from framefarm.document import templates
 from framefarm.document.timeline import Timeline
 from framefarm.limits import Limits
 from framefarm.queue import states
-from framefarm.queue.lifecycle import TaskPlan, render_plan
 from framefarm.queue.states import TaskKind
 from framefarm.records import Delivery, Export, Job, LogLine
 from framefarm.repos import exports, jobs, nodes

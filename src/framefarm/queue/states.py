@@ -20,6 +20,7 @@ Jobs follow from their tasks (:func:`summarise`), through the same kind of table
       │  ▲              │  └─ progress, block_node
       │  └── stall ─────┤     (every started task was requeued)
       ├──── fail ───────┴──► failed ──retry──► (a new job; this one stays failed)
+      │     (a task failed for good, or no live node may take its queued tasks)
       └──── cancel ─────────► cancelled ──retry──► (a new job)
 """
 
@@ -81,7 +82,8 @@ class JobState(enum.StrEnum):
     SUCCEEDED = "succeeded"
     """Every task succeeded; the export exists."""
     FAILED = "failed"
-    """A task failed for good; ``error`` and ``failed_step`` say what and where."""
+    """A task failed for good, or no live node may take its queued tasks; ``error`` and
+    ``failed_step`` say what and where."""
     CANCELLED = "cancelled"
     """Cancelled by its owner."""
 
@@ -96,7 +98,7 @@ class JobEvent(enum.StrEnum):
     SUCCEED = "succeed"
     """The last task succeeded."""
     FAIL = "fail"
-    """A task failed for good."""
+    """A task failed for good, or every live node is blocked from its queued tasks."""
     CANCEL = "cancel"
     """Its owner cancelled it."""
     RETRY = "retry"
@@ -211,9 +213,11 @@ class Summary:
 
 def summarise(
     tasks: Sequence[TaskView], *, cancelled: bool, started_at: dt.datetime | None,
-    now: dt.datetime,
+    now: dt.datetime, failed: bool = False,
 ) -> Summary:
-    """A job's state, step, progress and ETA from its tasks."""
+    """A job's state, step, progress and ETA from its tasks. ``cancelled`` and ``failed``
+    say the job itself was moved there (its owner cancelled it; the queue failed it
+    because no node may take its tasks), whatever its tasks say."""
     renders = [t for t in tasks if t.kind in _FRAME_KINDS]
     frames_total = sum(t.frame_end - t.frame_start for t in renders)
     frames_done = sum(
@@ -223,7 +227,7 @@ def summarise(
     states = {t.state for t in tasks}
     if cancelled:
         state = JobState.CANCELLED
-    elif TaskState.FAILED in states:
+    elif failed or TaskState.FAILED in states:
         state = JobState.FAILED
     elif tasks and states == {TaskState.SUCCEEDED}:
         state = JobState.SUCCEEDED

@@ -154,22 +154,43 @@ def update_task(conn: Connection, task_id: str, **values: Any) -> None:
 
 
 def move_task(conn: Connection, task: Task, event: TaskEvent, *,
-              where: Sequence[Any] = (), **values: Any) -> bool:
+              expired_before: dt.datetime | None = None, on_node: str | None = None,
+              **values: Any) -> bool:
     """Apply ``event`` to the task (as read in this transaction), if it is still in that
-    state and matches ``where``; False if it changed meanwhile."""
+    state (and its lease expired before ``expired_before``, on node ``on_node``); False if
+    it changed meanwhile."""
     new = states.task_transition(task.state, event)
-    query = t.tasks.update().where(t.tasks.c.id == task.id, t.tasks.c.state == task.state,
-                                   *where)
+    query = t.tasks.update().where(t.tasks.c.id == task.id, t.tasks.c.state == task.state)
+    if expired_before is not None:
+        query = query.where(t.tasks.c.lease_expires_at < expired_before)
+    if on_node is not None:
+        query = query.where(t.tasks.c.node_id == on_node)
     return bool(conn.execute(query.values(state=new, **values)).rowcount)
 
 
-def move_tasks(conn: Connection, job_id: str, event: TaskEvent, *,
-               where: Sequence[Any] = (), **values: Any) -> int:
+def requeue(conn: Connection, task: Task, event: TaskEvent, *, now: dt.datetime,
+            expired_before: dt.datetime | None = None, on_node: str | None = None) -> bool:
+    """Queue a running task again (expired or released), away from its node, without
+    spending a retry; False if it changed since it was read."""
+    return move_task(conn, task, event, expired_before=expired_before, on_node=on_node,
+                     node_id=None, last_failed_node=task.node_id, lease_token=None,
+                     lease_expires_at=None, frames_done=0, requeues=t.tasks.c.requeues + 1,
+                     not_before=now)
+
+
+def move_tasks(conn: Connection, job_id: str, event: TaskEvent, **values: Any) -> int:
     """Apply ``event`` to every task of the job in a state that allows it."""
     sources, target = states.task_sources(event)
     return int(conn.execute(t.tasks.update().where(
-        t.tasks.c.job_id == job_id, t.tasks.c.state.in_(sources), *where,
+        t.tasks.c.job_id == job_id, t.tasks.c.state.in_(sources),
     ).values(state=target, **values)).rowcount)
+
+
+def forget_quiet_leases(conn: Connection, now: dt.datetime) -> None:
+    """Cancelled tasks whose node went quiet need no more answers: drop their leases."""
+    conn.execute(t.tasks.update().where(
+        t.tasks.c.state == TaskState.CANCELLED, t.tasks.c.lease_expires_at < now,
+    ).values(lease_token=None, lease_expires_at=None))
 
 
 def claim_candidates(node_id: str, now: dt.datetime) -> sa.Select[Any]:
@@ -214,6 +235,40 @@ def count_node_failure(conn: Connection, job_id: str, node_id: str) -> int:
         conn.execute(t.node_blocks.insert().values(job_id=job_id, node_id=node_id,
                                                    failures=failures, blocked=False))
     return failures
+
+
+def blocked_nodes(conn: Connection, job_id: str) -> dict[str, int]:
+    """The nodes blocked from the job, with how many failures blocked each."""
+    return {row.node_id: int(row.failures) for row in conn.execute(
+        sa.select(t.node_blocks.c.node_id, t.node_blocks.c.failures).where(
+            t.node_blocks.c.job_id == job_id, t.node_blocks.c.blocked.is_(True))
+        .order_by(t.node_blocks.c.node_id))}
+
+
+def stranded(conn: Connection, node_ids: Sequence[str], *, quiet_since: dt.datetime,
+             job_id: str | None = None) -> list[str]:
+    """Unfinished jobs with a queued task that none of ``node_ids`` may claim, because
+    every one of them is blocked from the job, and unchanged since ``quiet_since``."""
+    if not node_ids:
+        return []
+    blocked = (sa.select(sa.func.count()).select_from(t.node_blocks).where(
+        t.node_blocks.c.job_id == t.jobs.c.id, t.node_blocks.c.blocked.is_(True),
+        t.node_blocks.c.node_id.in_(list(node_ids))).scalar_subquery())
+    queued = sa.select(t.tasks.c.id).where(
+        t.tasks.c.job_id == t.jobs.c.id, t.tasks.c.state == TaskState.QUEUED).exists()
+    query = sa.select(t.jobs.c.id).where(
+        t.jobs.c.state.notin_(states.FINISHED_JOB), t.jobs.c.updated_at <= quiet_since,
+        queued, blocked >= len(set(node_ids)))
+    if job_id is not None:
+        query = query.where(t.jobs.c.id == job_id)
+    return [row.id for row in conn.execute(query.order_by(t.jobs.c.created_at))]
+
+
+def first_queued(conn: Connection, job_id: str) -> Task | None:
+    """The job's first queued task (the one a stranded job reports)."""
+    return rows.first(conn, sa.select(t.tasks).where(
+        t.tasks.c.job_id == job_id, t.tasks.c.state == TaskState.QUEUED)
+        .order_by(t.tasks.c.idx).limit(1), Task)
 
 
 def block_node(conn: Connection, job_id: str, node_id: str) -> None:

@@ -46,6 +46,13 @@ def list_all(conn: Connection) -> list[Node]:
     return rows.every(conn, sa.select(t.nodes).order_by(t.nodes.c.created_at), Node)
 
 
+def live(conn: Connection, since: dt.datetime) -> list[Node]:
+    """Nodes that may take work: heard from since ``since`` and not draining."""
+    return rows.every(conn, sa.select(t.nodes).where(
+        t.nodes.c.last_heartbeat >= since, t.nodes.c.draining.is_(False),
+    ).order_by(t.nodes.c.created_at), Node)
+
+
 def update(conn: Connection, node_id: str, **values: Any) -> None:
     conn.execute(t.nodes.update().where(t.nodes.c.id == node_id).values(**values))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -83,3 +84,13 @@ def get_template(conn: Connection, tenant_id: str, template_id: str) -> Template
 def templates(conn: Connection, tenant_id: str) -> list[Template]:
     return rows.every(conn, sa.select(t.templates).where(t.templates.c.tenant_id == tenant_id)
                       .order_by(t.templates.c.created_at), Template)
+
+
+def shas_in_use(conn: Connection, shas: Sequence[str]) -> set[str]:
+    """Which of these contents some project's asset still points at."""
+    found: set[str] = set()
+    wanted = list(dict.fromkeys(shas))
+    for start in range(0, len(wanted), 500):
+        found.update(conn.execute(sa.select(t.assets.c.sha256).distinct().where(
+            t.assets.c.sha256.in_(wanted[start:start + 500]))).scalars())
+    return found

@@ -1,7 +1,9 @@
-"""Tenants and their API keys (stored hashed; a key is shown once, when made)."""
+"""Tenants and their API keys (stored hashed; a key is shown once, when made; a revoked
+key stays listed and authenticates no more)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import secrets
 
@@ -13,6 +15,17 @@ from framefarm.db.database import hash_secret, new_id
 from framefarm.queue.errors import Conflict, NotFound
 from framefarm.records import Caller, Tenant
 from framefarm.repos import rows
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as admins see it: never the key, nor its hash."""
+
+    id: str
+    tenant_id: str
+    admin: bool
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
 
 
 def create(conn: Connection, name: str, *, now: dt.datetime,
@@ -30,15 +43,47 @@ def exists(conn: Connection, tenant_id: str) -> bool:
                         ).first() is not None
 
 
-def add_key(conn: Connection, tenant_id: str, *, admin: bool, now: dt.datetime) -> str:
-    """A new API key for the tenant; the plain key is returned once and stored hashed."""
+def add_key(conn: Connection, tenant_id: str, *, admin: bool,
+            now: dt.datetime) -> tuple[str, str]:
+    """A new API key for the tenant: (its id, the plain key). The key is returned once and
+    stored hashed; the id is what lists show and revoking takes."""
     if not exists(conn, tenant_id):
         raise NotFound(f"no tenant {tenant_id}")
-    key = "ff_" + secrets.token_urlsafe(32)
+    key_id, key = new_id("key"), "ff_" + secrets.token_urlsafe(32)
     conn.execute(t.api_keys.insert().values(
-        id=new_id("key"), tenant_id=tenant_id, key_hash=hash_secret(key), admin=admin,
+        id=key_id, tenant_id=tenant_id, key_hash=hash_secret(key), admin=admin,
         created_at=now))
-    return key
+    return key_id, key
+
+
+_KEY_COLUMNS = (t.api_keys.c.id, t.api_keys.c.tenant_id, t.api_keys.c.admin,
+                t.api_keys.c.created_at, t.api_keys.c.revoked_at)
+
+
+def keys(conn: Connection, tenant_id: str) -> list[ApiKey]:
+    """The tenant's keys, revoked ones too, oldest first."""
+    if not exists(conn, tenant_id):
+        raise NotFound(f"no tenant {tenant_id}")
+    return rows.every(conn, sa.select(*_KEY_COLUMNS).where(
+        t.api_keys.c.tenant_id == tenant_id).order_by(t.api_keys.c.created_at,
+                                                      t.api_keys.c.id), ApiKey)
+
+
+def get_key(conn: Connection, key_id: str) -> ApiKey:
+    return rows.one(conn, sa.select(*_KEY_COLUMNS).where(t.api_keys.c.id == key_id), ApiKey,
+                    f"no API key {key_id}")
+
+
+def revoke_key(conn: Connection, key_id: str, *, now: dt.datetime) -> ApiKey:
+    """Revoke the key: from this transaction's commit on it authenticates no more.
+    Revoking a revoked key is a conflict (its first revocation time stays)."""
+    get_key(conn, key_id)
+    revoked = conn.execute(t.api_keys.update().where(
+        t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None),
+    ).values(revoked_at=now)).rowcount
+    if not revoked:
+        raise Conflict(f"API key {key_id} is already revoked")
+    return get_key(conn, key_id)
 
 
 def authenticate(conn: Connection, key: str) -> Caller | None:

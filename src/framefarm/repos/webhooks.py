@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -63,10 +64,29 @@ def deliveries(conn: Connection, job_id: str) -> list[Delivery]:
         Delivery)
 
 
-def due(conn: Connection, now: dt.datetime, limit: int) -> list[Delivery]:
-    return rows.every(conn, sa.select(t.webhook_deliveries).where(
-        t.webhook_deliveries.c.state == "pending", t.webhook_deliveries.c.next_attempt_at <= now,
-    ).order_by(t.webhook_deliveries.c.next_attempt_at).limit(limit), Delivery)
+def due(conn: Connection, now: dt.datetime, limit: int, *,
+        exclude_ids: Sequence[str] = (), exclude_tenants: Sequence[str] = ()) -> list[Delivery]:
+    """Pending deliveries whose time has come, oldest first, but those being sent
+    (``exclude_ids``) and those of tenants at their bound of calls in flight."""
+    query = sa.select(t.webhook_deliveries).where(
+        t.webhook_deliveries.c.state == "pending", t.webhook_deliveries.c.next_attempt_at <= now)
+    if exclude_ids:
+        query = query.where(t.webhook_deliveries.c.id.not_in(list(exclude_ids)))
+    if exclude_tenants:
+        query = query.where(t.webhook_deliveries.c.tenant_id.not_in(list(exclude_tenants)))
+    return rows.every(conn, query.order_by(t.webhook_deliveries.c.next_attempt_at)
+                      .limit(limit), Delivery)
+
+
+def claim(conn: Connection, delivery: Delivery, *, until: dt.datetime) -> bool:
+    """Take a due delivery for one attempt: it is not due again before ``until`` (so a
+    second sender, or this one after a crash mid-call, sends it only then). False if
+    someone else took or changed it since it was read."""
+    return bool(conn.execute(t.webhook_deliveries.update().where(
+        t.webhook_deliveries.c.id == delivery.id, t.webhook_deliveries.c.state == "pending",
+        t.webhook_deliveries.c.attempts == delivery.attempts,
+        t.webhook_deliveries.c.next_attempt_at == delivery.next_attempt_at,
+    ).values(next_attempt_at=until)).rowcount)
 
 
 def record_attempt(conn: Connection, delivery_id: str, **values: Any) -> None:

@@ -8,6 +8,7 @@ folder, then a rename, so a half-written file is never visible under its key.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import re
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, NamedTuple, Protocol
 
 _KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$")
 _CHUNK = 1024 * 1024
@@ -45,6 +46,15 @@ class MultipartUpload:
     urls: list[str]
 
 
+class StoredObject(NamedTuple):
+    """One object as a listing shows it: its key, its size and when it was last written
+    (aware UTC, the storage's own clock)."""
+
+    key: str
+    size: int
+    modified: dt.datetime
+
+
 class Storage(Protocol):
     def put_file(self, key: str, source: Path) -> int: ...
 
@@ -66,6 +76,10 @@ class Storage(Protocol):
         """A second object with the same content, copied where it is stored."""
 
     def check_writable(self) -> None: ...
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Every object whose key starts with ``prefix`` (e.g. ``"jobs/"``), in no set
+        order; objects still being written are not listed."""
 
     def presigned_get(self, key: str, seconds: int, media_type: str | None = None,
                       filename: str | None = None) -> str | None:
@@ -170,6 +184,27 @@ class LocalStorage:
         with self._atomic("health/probe") as out:
             out.write(b"ok")
         self.delete("health/probe")
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        # Walk the folder the prefix names (or the one it ends in), then filter by prefix.
+        folder = self.root.joinpath(*prefix.split("/")[:-1])
+        if not folder.is_dir():
+            return
+        for base, dirs, files in os.walk(folder):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in files:
+                if name.startswith("."):  # a write in progress (see _atomic)
+                    continue
+                path = Path(base) / name
+                key = path.relative_to(self.root).as_posix()
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:  # deleted meanwhile
+                    continue
+                yield StoredObject(key, stat.st_size,
+                                   dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC))
 
     def presigned_get(self, key: str, seconds: int, media_type: str | None = None,
                       filename: str | None = None) -> str | None:

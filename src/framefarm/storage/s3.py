@@ -10,8 +10,10 @@ node abandoned.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,6 +25,7 @@ from framefarm.storage.local import (
     InvalidUpload,
     MultipartUpload,
     StorageError,
+    StoredObject,
     check_key,
     copy_bounded,
 )
@@ -151,6 +154,21 @@ class S3Storage:
         except (BotoCoreError, ClientError) as exc:
             raise self._fail("write", "health/probe", exc) from exc
         self.delete("health/probe")
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        # Completed objects only: parts of an unfinished multipart upload are not listed.
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix)
+        try:
+            for page in pages:
+                for item in page.get("Contents", []):
+                    modified = item["LastModified"]
+                    if modified.tzinfo is None:
+                        modified = modified.replace(tzinfo=dt.UTC)
+                    yield StoredObject(str(item["Key"])[len(self.prefix):], int(item["Size"]),
+                                       modified.astimezone(dt.UTC))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("list", prefix or "the bucket", exc) from exc
 
     def presigned_get(self, key: str, seconds: int, media_type: str | None = None,
                       filename: str | None = None) -> str:

@@ -47,6 +47,7 @@ from framefarm.protocol import (
     UploadUrlRequest,
     UploadUrlResponse,
 )
+from framefarm.worker.failures import is_permanent
 from framefarm.worker.output import chunks, describe, put
 from framefarm.worker.progress import Progress, capabilities, machine_sample
 from framefarm.worker.retry import ServerUnavailable, TryAgain, retrying
@@ -244,7 +245,7 @@ class Agent:
                 log.info("task %s: cancelled or lease lost (%s); dropped", task.task_id,
                          type(exc).__name__)
         except Exception as exc:
-            permanent = isinstance(exc, errors.DocumentError)
+            permanent = is_permanent(exc)  # bad input: every node would fail it
             message = str(exc) if isinstance(exc, errors.FramefarmError) else (
                 f"{type(exc).__name__}: {exc}")
             self._report_failure(task, message, permanent=permanent)
