@@ -110,10 +110,10 @@ class Projects:
             staging = f"uploads/{time.monotonic_ns()}"
             size, sha = storage.put_stream(staging, upload.stream,
                                            self.ctx.settings.max_upload_bytes)
-            if storage.exists(blob_key(sha)):
-                storage.delete(staging)
-            else:
-                storage.rename(staging, blob_key(sha))
+            # Always put the content in place, even when the same content is stored:
+            # the fresh copy is young, so the sweeper's age guard cannot take it away
+            # between now and the asset row that points at it.
+            storage.rename(staging, blob_key(sha))
             with self.ctx.db.tx() as conn:
                 projects.put_asset(conn, tenant_id, project_id, upload.name, sha, size,
                                    now=self.ctx.now())
