@@ -80,14 +80,7 @@ def create_app(settings: Settings, app: Application | None = None) -> FastAPI:
     @api.get("/readyz", tags=["health"], responses={
         503: {"description": "Not ready: a check is failing (the same body names it)."}})
     def readyz() -> JSONResponse:
-        checks: dict[str, str] = {}
-        for name, check in (("database", found.ctx.db.ping),
-                            ("storage", found.ctx.storage.check_writable)):
-            try:
-                check()
-                checks[name] = "ok"
-            except Exception as exc:
-                checks[name] = f"failing: {type(exc).__name__}"
+        checks = found.readiness()
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 

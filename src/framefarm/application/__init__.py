@@ -16,6 +16,7 @@ transition; below it: the state machine (``framefarm.queue``), the repositories
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import secrets
 from pathlib import Path
@@ -32,6 +33,7 @@ from framefarm.application.queue import Queue, QueueSettings
 from framefarm.application.renders import Renders
 from framefarm.application.webhooks import Webhooks
 from framefarm.clock import Clock
+from framefarm.db import migrate
 from framefarm.db.database import open_database
 from framefarm.settings import Settings
 from framefarm.storage.local import LocalStorage, Storage
@@ -120,6 +122,32 @@ class Application:
         if sweep:
             self.exports.sweep()
         self.exports.sweeper.start_if_due()  # unreferenced storage objects, in the background
+
+    def readiness(self) -> dict[str, str]:
+        """What ``/readyz`` reports: the database answers and is at the newest schema
+        (``framefarm migrate`` has run), and storage takes writes. "ok" or why not."""
+        def migrated() -> None:
+            with self.ctx.db.read() as conn:
+                found = migrate.current_revision(conn)
+            if found != self._schema_head:
+                raise LookupError(f"at revision {found}, needs {self._schema_head}: run "
+                                  "framefarm migrate")
+
+        checks: dict[str, str] = {}
+        for name, check in (("database", self.ctx.db.ping), ("migrations", migrated),
+                            ("storage", self.ctx.storage.check_writable)):
+            try:
+                check()
+                checks[name] = "ok"
+            except LookupError as exc:
+                checks[name] = f"failing: {exc}"
+            except Exception as exc:  # the class only: details may name hosts or paths
+                checks[name] = f"failing: {type(exc).__name__}"
+        return checks
+
+    @functools.cached_property
+    def _schema_head(self) -> str:
+        return migrate.head()
 
     def close(self) -> None:
         self.webhooks.close()
