@@ -27,8 +27,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from framefarm import engine, errors
-from framefarm.document import loader, models
+from framefarm import errors
+from framefarm.document import choices
 
 if TYPE_CHECKING:
     from framefarm.application.accounts import Accounts
@@ -50,6 +50,8 @@ DataOpt = Annotated[Path | None, typer.Option("--data", help="JSON values for th
 def _data(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
+    from framefarm.document import loader
+
     value = loader.read_json(path, what="data file")
     if not isinstance(value, dict):
         raise errors.DocumentError(f"data file {path}: expected a JSON object of name -> value")
@@ -114,10 +116,10 @@ def _terminate_like_interrupt() -> Iterator[None]:
 def render(
     document: DocArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="the video file to write")],
-    quality: Annotated[models.Quality | None, typer.Option(help="quality preset")] = None,
-    size: Annotated[models.SizePreset | None, typer.Option(help="size preset")] = None,
+    quality: Annotated[choices.Quality | None, typer.Option(help="quality preset")] = None,
+    size: Annotated[choices.SizePreset | None, typer.Option(help="size preset")] = None,
     fps: Annotated[int | None, typer.Option(help="24, 25, 30, 50 or 60")] = None,
-    format: Annotated[models.Format | None, typer.Option(
+    format: Annotated[choices.Format | None, typer.Option(
         "--format", help="default: from the output's suffix")] = None,
     data: DataOpt = None,
     frames: Annotated[str | None, typer.Option(help="only frames START-END (end exclusive)")]
@@ -130,6 +132,8 @@ def render(
 
     Example: framefarm render examples/slideshow.json -o slideshow.mp4 --quality medium
     """
+    from framefarm import engine
+
     cancel = threading.Event()
     try:
         with _terminate_like_interrupt():
@@ -170,13 +174,15 @@ def snapshot(
     frame: Annotated[int | None, typer.Option(help="frame number")] = None,
     scene: Annotated[int | None, typer.Option(help="a scene's key frame (0-based index)")]
     = None,
-    size: Annotated[models.SizePreset | None, typer.Option()] = None,
+    size: Annotated[choices.SizePreset | None, typer.Option()] = None,
     data: DataOpt = None,
 ) -> None:
     """Render one frame to an image, without rendering what comes before it.
 
     Example: framefarm snapshot examples/slideshow.json --at 3.5 -o frame.png
     """
+    from framefarm import engine
+
     if sum(x is not None for x in (at, frame, scene)) > 1:
         err.print("[bold red]invalid:[/] give only one of --at, --frame, --scene")
         raise typer.Exit(2)
@@ -198,6 +204,8 @@ def validate(document: DocArg, data: DataOpt = None) -> None:
 
     Example: framefarm validate examples/story.json --data examples/story.data.json
     """
+    from framefarm import engine
+
     try:
         tl = engine.load_timeline(document, data=_data(data))
     except Exception as exc:
@@ -212,6 +220,8 @@ def schema() -> None:
 
     Example: framefarm schema > framefarm.schema.json
     """
+    from framefarm.document import models
+
     sys.stdout.write(json.dumps(models.Document.model_json_schema(by_alias=True), indent=2))
     sys.stdout.write("\n")
 

@@ -11,6 +11,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# The choices a front end names without the models (the CLI's options), defined once.
+from framefarm.document.choices import Aspect as Aspect
+from framefarm.document.choices import Format as Format
+from framefarm.document.choices import Fps as Fps
+from framefarm.document.choices import Quality as Quality
+from framefarm.document.choices import SizePreset as SizePreset
+
 # -- small shared types -------------------------------------------------------------------
 
 _COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
@@ -59,11 +66,6 @@ def _check_length(value: float | str) -> float | str:
 
 # -- output --------------------------------------------------------------------------------
 
-SizePreset = Literal["360p", "480p", "720p", "1080p", "1440p", "2160p"]
-Aspect = Literal["16:9", "9:16", "1:1", "4:5"]
-Fps = Literal[24, 25, 30, 50, 60]
-Format = Literal["mp4", "webm", "gif", "png"]
-Quality = Literal["draft", "low", "medium", "high", "max", "lossless"]
 
 # A size preset is the short side in pixels; the aspect gives the long one.
 SIZE_PRESETS: dict[str, int] = {"360p": 360, "480p": 480, "720p": 720, "1080p": 1080,
