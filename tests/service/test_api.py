@@ -701,7 +701,8 @@ def test_health_readiness_and_openapi(farm: Farm) -> None:
     assert c.get("/healthz").json() == {"status": "ok"}
     ready = c.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"ready": True, "checks": {"database": "ok", "storage": "ok"}}
+    assert ready.json() == {"ready": True, "checks": {"database": "ok", "migrations": "ok",
+                                                      "storage": "ok"}}
     spec = c.get("/openapi.json")
     assert spec.status_code == 200
     paths = spec.json()["paths"]
