@@ -5,30 +5,20 @@ failed by the server's upkeep instead of staying ``running`` for ever."""
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from PIL import Image, ImageFont
 
 from support.documents import long_doc, output
+from support.hostile import truncated_jpeg_bytes
 from support.media import write_fake_ffmpeg
 from support.server import Server
 
 pytestmark = pytest.mark.ffmpeg
-
-
-def truncated_jpeg() -> bytes:
-    """A noisy JPEG cut in half: its header reads (``Image.verify`` passes), its pixels
-    do not."""
-    pixels = (np.random.default_rng(7).random((360, 640, 3)) * 255).astype("uint8")
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "JPEG", quality=95)
-    return buf.getvalue()[: len(buf.getvalue()) // 2]
 
 
 def raised(action: Callable[[], Any]) -> BaseException:
@@ -44,7 +34,7 @@ def test_input_decoding_errors_are_permanent_and_others_are_not(tmp_path: Path) 
     from framefarm.worker.failures import is_permanent
 
     jpeg = tmp_path / "cut.jpg"
-    jpeg.write_bytes(truncated_jpeg())
+    jpeg.write_bytes(truncated_jpeg_bytes(keep=0.5))
     font = tmp_path / "bad.ttf"
     font.write_bytes(b"this is not a font" * 100)
     not_an_image = tmp_path / "x.png"
@@ -93,7 +83,8 @@ def test_a_truncated_jpeg_on_a_one_node_farm_fails_the_job_at_once(
     assert project.status_code == 201, project.text
     project_id = project.json()["id"]
     upload = server.post(f"/v1/projects/{project_id}/assets",
-                         files={"files": ("cut.jpg", truncated_jpeg(), "image/jpeg")})
+                         files={"files": ("cut.jpg", truncated_jpeg_bytes(keep=0.5),
+                                          "image/jpeg")})
     assert upload.status_code == 201, upload.text
     document = {"output": output(), "scenes": [
         {"duration": 1.0, "layers": [{"type": "image", "src": "cut.jpg"}]}]}

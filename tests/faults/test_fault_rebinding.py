@@ -10,7 +10,6 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from support.api import bearer
 from support.documents import simple_doc
 from support.farm import Farm, clear_framefarm_env
 from support.polling import wait_for
+from support.receiver import Receiver
 
 HOST = "hooks.rebind.test"
 PUBLIC = "93.184.215.14"  # any globally routable address; nothing here answers on it
@@ -78,30 +78,6 @@ class RebindingDns:
 
     def close(self) -> None:
         self.sock.close()
-
-
-class Receiver:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.calls.append(self.headers.get("Host", ""))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_port)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -196,7 +172,7 @@ def test_with_private_targets_allowed_the_same_name_is_delivered_to(
         job_id = _cancelled_job(farm, key, f"http://{HOST}:{receiver.port}/hook")
         wait_for(lambda: _deliveries(farm, key, job_id)[0]["state"] == "delivered" or None,
                  timeout=20, what="the delivery")
-        assert receiver.calls == [f"{HOST}:{receiver.port}"]
+        assert receiver.hosts == [f"{HOST}:{receiver.port}"]
     finally:
         dns.close()
 

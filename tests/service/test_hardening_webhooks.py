@@ -8,7 +8,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from support.api import assert_error, bearer
 from support.documents import simple_doc
 from support.farm import Farm
 from support.polling import wait_for
+from support.receiver import Receiver
 
 MALFORMED = [
     "http://example.com:99999/hook",  # port out of range
@@ -121,32 +121,6 @@ def test_a_failed_call_shows_a_class_not_the_remote_details(
 
 
 # -- one tenant's stalled receiver ------------------------------------------------------------
-
-
-class Receiver:
-    """Records when each call arrived."""
-
-    def __init__(self) -> None:
-        self.arrived: list[float] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.arrived.append(time.monotonic())
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

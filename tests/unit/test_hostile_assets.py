@@ -4,46 +4,17 @@ by its JSON path and as the document names it (never by a path on this machine).
 
 from __future__ import annotations
 
-import io
 import os
 import random
-import struct
-import zlib
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from framefarm import errors
 from framefarm.document import loader
-
-
-def png_bomb(path: Path, side: int = 60000) -> Path:
-    """A PNG whose header claims side x side pixels, with a few bytes of pixel data."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
-    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 4096)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
-                     + chunk(b"IEND", b""))
-    return path
-
-
-def truncated_jpeg(path: Path) -> Path:
-    noise = np.random.default_rng(1).integers(0, 255, (360, 640, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(noise).save(buffer, format="JPEG", quality=90)
-    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) * 6 // 10])
-    return path
-
-
-def garbage_font(path: Path) -> Path:
-    path.write_bytes(random.Random(7).randbytes(20000))
-    return path
+from support.hostile import garbage_font, png_bomb, truncated_jpeg
 
 
 def _problems(doc: dict[str, Any], base: Path) -> list[str]:

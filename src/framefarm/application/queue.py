@@ -317,12 +317,18 @@ class Queue:
         many jobs it failed."""
         now = self.now()
         s = self.settings
-        failed = 0
-        with self.db.tx() as conn:
+        quiet_since = now - dt.timedelta(seconds=s.stranded_seconds)
+        # Looked for in a read transaction: nearly always there is none, and a write
+        # transaction every round would hold SQLite's write lock for nothing.
+        with self.db.read() as conn:
             live = nodes.live(conn, now - dt.timedelta(seconds=s.node_offline_seconds))
             live_ids = [node.id for node in live]
-            quiet_since = now - dt.timedelta(seconds=s.stranded_seconds)
-            for job_id in jobs.stranded(conn, live_ids, quiet_since=quiet_since):
+            found = jobs.stranded(conn, live_ids, quiet_since=quiet_since)
+        if not found:
+            return 0
+        failed = 0
+        with self.db.tx() as conn:
+            for job_id in found:
                 self.db.lock_job(conn, job_id)
                 # Again under the job's lock: a report may have changed it meanwhile.
                 if not jobs.stranded(conn, live_ids, quiet_since=quiet_since, job_id=job_id):

@@ -251,14 +251,17 @@ def stranded(conn: Connection, node_ids: Sequence[str], *, quiet_since: dt.datet
     every one of them is blocked from the job, and unchanged since ``quiet_since``."""
     if not node_ids:
         return []
-    blocked = (sa.select(sa.func.count()).select_from(t.node_blocks).where(
-        t.node_blocks.c.job_id == t.jobs.c.id, t.node_blocks.c.blocked.is_(True),
-        t.node_blocks.c.node_id.in_(list(node_ids))).scalar_subquery())
+    # Start from the few jobs that block nodes, not from every unfinished job: the upkeep
+    # loop asks this every round.
+    blocked_all = (sa.select(t.node_blocks.c.job_id).where(
+        t.node_blocks.c.blocked.is_(True), t.node_blocks.c.node_id.in_(list(node_ids)))
+        .group_by(t.node_blocks.c.job_id)
+        .having(sa.func.count() >= len(set(node_ids))))
     queued = sa.select(t.tasks.c.id).where(
         t.tasks.c.job_id == t.jobs.c.id, t.tasks.c.state == TaskState.QUEUED).exists()
     query = sa.select(t.jobs.c.id).where(
-        t.jobs.c.state.notin_(states.FINISHED_JOB), t.jobs.c.updated_at <= quiet_since,
-        queued, blocked >= len(set(node_ids)))
+        t.jobs.c.id.in_(blocked_all), t.jobs.c.state.notin_(states.FINISHED_JOB),
+        t.jobs.c.updated_at <= quiet_since, queued)
     if job_id is not None:
         query = query.where(t.jobs.c.id == job_id)
     return [row.id for row in conn.execute(query.order_by(t.jobs.c.created_at))]
