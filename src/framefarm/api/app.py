@@ -62,7 +62,7 @@ def create_app(settings: Settings, app: Application | None = None) -> FastAPI:
     api = FastAPI(title="framefarm", version="0.1.0", lifespan=lifespan,
                   description="Render declarative video documents on a farm of nodes.")
     api.state.application = found
-    api.state.watcher = events.JobWatcher(found.renders.update_times)
+    api.state.watcher = events.JobWatcher(found.on_job_change)
     # Body limits sit inside the metrics middleware (so refusals are counted) and inside
     # CORS (so a browser can read a 413).
     api.add_middleware(limits.BodyLimit, max_upload_bytes=settings.max_upload_bytes,

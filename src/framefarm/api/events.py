@@ -1,9 +1,10 @@
 """Live events of a render: Server-Sent Events and a WebSocket, with the same payloads.
 
 Events come from the database, so every API process can serve them and nothing is lost
-when one restarts. One :class:`JobWatcher` per process asks, twice a second and in one
-query, when each watched job last changed; a stream reads its job again only then. So a
-thousand people watching costs one small query per tick, not a thousand.
+when one restarts. A stream reads its job again when the database announces that the job
+changed (PostgreSQL's LISTEN/NOTIFY reaches every API process; on SQLite, a signal from
+the commit in this process) and, at the latest, every QUIET_SECONDS. While nothing
+changes, no stream queries the database.
 
 Kinds: ``state`` (state or step changed), ``progress``, ``preview`` (a new preview frame),
 ``done`` (finished; with the download link). SSE streams also get a comment line every
@@ -18,10 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
@@ -36,31 +36,31 @@ from framefarm.queue.states import FINISHED_JOB
 
 router = APIRouter(prefix="/v1")
 log = logging.getLogger("framefarm.api")
-POLL_SECONDS = 0.5
 QUIET_SECONDS = 15.0  # a stream with no change re-reads its job (and SSE pings) this often
 AUTH_SECONDS = 5.0  # a WebSocket must send its key this soon after the handshake
 
 
 class JobWatcher:
-    """Wakes the streams of jobs that changed (``jobs.updated_at``, which every task
-    transition and heartbeat writes), polling once for all of them."""
+    """Wakes the streams of a job when the database announces it changed. One
+    subscription to the database per process, made when the first stream starts."""
 
-    def __init__(self, update_times: Callable[[Sequence[str]], dict[str, dt.datetime]],
-                 interval: float = POLL_SECONDS) -> None:
-        self.update_times = update_times
-        self.interval = interval
+    def __init__(self, subscribe: Callable[[Callable[[str | None], None]],
+                                           Callable[[], None]]) -> None:
+        self._subscribe = subscribe
         self._streams: dict[str, set[asyncio.Event]] = {}
-        self._seen: dict[str, dt.datetime] = {}
-        self._poller: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._unsubscribe: Callable[[], None] | None = None
 
     def subscribe(self, job_id: str) -> asyncio.Event:
         """An event set whenever the job may have changed (set at first)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # the first stream (or a new event loop, in tests)
+            self.close()
+            self._loop = loop
+            self._unsubscribe = self._subscribe(self._changed)
         changed = asyncio.Event()
         changed.set()
         self._streams.setdefault(job_id, set()).add(changed)
-        loop = asyncio.get_running_loop()
-        if self._poller is None or self._poller.done() or self._poller.get_loop() is not loop:
-            self._poller = loop.create_task(self._poll())
         return changed
 
     def unsubscribe(self, job_id: str, changed: asyncio.Event) -> None:
@@ -68,28 +68,29 @@ class JobWatcher:
         streams.discard(changed)
         if not streams:
             self._streams.pop(job_id, None)
-            self._seen.pop(job_id, None)
+
+    def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self._unsubscribe = self._loop = None
 
     @property
     def watched(self) -> int:
         return len(self._streams)
 
-    async def _poll(self) -> None:
-        while self._streams:
-            await asyncio.sleep(self.interval)
-            try:
-                stamps = await run_in_threadpool(self.update_times, list(self._streams))
-            except Exception:  # the database is away: the streams wait, then go on
-                log.warning("live events: cannot read job changes", exc_info=True)
-                continue
-            for job_id, stamp in stamps.items():
-                # A job whose last stream ended while the query ran is no longer watched:
-                # remembering its stamp would keep an entry per such job for ever.
-                streams = self._streams.get(job_id)
-                if streams and self._seen.get(job_id) != stamp:
-                    self._seen[job_id] = stamp
-                    for changed in streams:
-                        changed.set()
+    def _changed(self, job_id: str | None) -> None:
+        """From the database's thread: hand the change to the event loop."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(self._wake, job_id)
+
+    def _wake(self, job_id: str | None) -> None:
+        groups = list(self._streams.values()) if job_id is None else [
+            self._streams.get(job_id, set())]
+        for streams in groups:
+            for changed in streams:
+                changed.set()
 
 
 async def job_events(app: Application, watcher: JobWatcher, tenant_id: str,

@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import logging
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from framefarm.application.renders import Renders
 from framefarm.application.webhooks import Webhooks
 from framefarm.clock import Clock
 from framefarm.db import migrate
-from framefarm.db.database import open_database
+from framefarm.db.database import Subscriber, open_database
 from framefarm.settings import Settings
 from framefarm.storage.local import LocalStorage, Storage
 from framefarm.storage.s3 import S3Storage
@@ -122,6 +123,12 @@ class Application:
         if sweep:
             self.exports.sweep()
         self.exports.sweeper.start_if_due()  # unreferenced storage objects, in the background
+
+    def on_job_change(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Call ``subscriber`` (on a background thread) with the id of each job whose
+        state or progress changes, or None when changes may have been missed; returns
+        the function that stops it. Live events wait on this instead of polling."""
+        return self.ctx.db.subscribe(subscriber)
 
     def readiness(self) -> dict[str, str]:
         """What ``/readyz`` reports: the database answers and is at the newest schema

@@ -141,6 +141,7 @@ class Queue:
             jobs.move_job(conn, job, JobEvent.CANCEL, step="cancelled", finished_at=now,
                           updated_at=now)
             jobs.log(conn, job_id, "info", "cancelled", now=now)
+            self.db.job_changed(conn, job_id)
             job = jobs.get(conn, job_id)
             self._outbox(conn, job)
             return job
@@ -232,6 +233,7 @@ class Queue:
             if preview_key:
                 job_values["preview_key"] = preview_key
             jobs.update(conn, task.job_id, **job_values)
+            self.db.job_changed(conn, task.job_id)
         return "continue"
 
     @retry_deadlocks
@@ -347,6 +349,7 @@ class Queue:
                 jobs.log(conn, job_id, "error", f"{task.kind} {task.idx}: {error}", now=now,
                          task_id=task.id)
                 jobs.log(conn, job_id, "info", "job failed", now=now)
+                self.db.job_changed(conn, job_id)
                 self._outbox(conn, jobs.get(conn, job_id))
                 failed += 1
         return failed
@@ -411,8 +414,9 @@ class Queue:
         return _summarise(job, tasks, self.now())
 
     def _refresh_job(self, conn: Connection, job_id: str) -> Job:
-        """Move the job to the state its tasks say, with its step and times; a job that
-        finishes here gets its webhook deliveries in this transaction."""
+        """Move the job to the state its tasks say, with its step and times, and announce
+        the change to live events; a job that finishes here gets its webhook deliveries in
+        this transaction."""
         job = jobs.get(conn, job_id)
         now = self.now()
         summary = _summarise(job, jobs.tasks(conn, job_id), now)
@@ -424,6 +428,7 @@ class Queue:
             values["finished_at"] = now
             jobs.log(conn, job_id, "info", f"job {summary.state}", now=now)
         new = jobs.move_job(conn, job, states.job_event(job.state, summary.state), **values)
+        self.db.job_changed(conn, job_id)
         job = dataclasses.replace(job, state=new, **values)
         if finishing:
             self._outbox(conn, job)

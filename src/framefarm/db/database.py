@@ -6,6 +6,10 @@ places where the databases differ.
 - :class:`PostgresDatabase` — a claim locks one candidate row with ``FOR UPDATE SKIP
   LOCKED``, so concurrent claimers never wait for each other nor get the same task.
 
+Both also carry the feed of changed jobs that live events wait on (:meth:`job_changed`,
+:meth:`subscribe`): PostgreSQL's NOTIFY, sent at commit to every API process that
+LISTENs; on SQLite, whose writers are this process, a signal after the commit.
+
 Repositories (``framefarm.repos``) run their statements on the connections this hands out;
 the time always comes from the injected clock.
 """
@@ -15,7 +19,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +34,14 @@ from framefarm.clock import Clock, SystemClock
 from framefarm.db import schema as t
 
 _T = TypeVar("_T")
+log = logging.getLogger("framefarm.db")
+
+JOBS_CHANNEL = "framefarm_jobs"
+# A subscriber is called with the id of a job that changed, or None when changes may have
+# been missed (the listening connection was lost) and every watched job should be re-read.
+# It is called on a background thread.
+Subscriber = Callable[[str | None], None]
+_CHANGED = "framefarm_changed_jobs"  # Connection.info key: the jobs a transaction changed
 
 
 def new_id(prefix: str) -> str:
@@ -64,6 +78,8 @@ class Database:
     def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
         self.engine = engine
         self.clock = clock or SystemClock()
+        self._subscribers: list[Subscriber] = []
+        self._subscribers_lock = threading.Lock()
 
     def now(self) -> dt.datetime:
         return self.clock.now()
@@ -72,7 +88,45 @@ class Database:
     def tx(self) -> Iterator[Connection]:
         """A write transaction, committed when the block ends without an exception."""
         with self.engine.begin() as conn:
-            yield conn
+            conn.info.pop(_CHANGED, None)  # info lives as long as the pooled connection
+            try:
+                yield conn
+            finally:
+                changed = conn.info.pop(_CHANGED, set())
+        self._committed(changed)  # reached only when the commit succeeded
+
+    # -- the feed of changed jobs ---------------------------------------------------------
+
+    def job_changed(self, conn: Connection, job_id: str) -> None:
+        """Announce, when ``conn``'s transaction commits, that the job changed (and
+        nothing if it rolls back)."""
+        conn.info.setdefault(_CHANGED, set()).add(job_id)
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Call ``subscriber`` for every job change committed from now on; returns the
+        function that stops it."""
+        with self._subscribers_lock:
+            self._subscribers.append(subscriber)
+
+        def stop() -> None:
+            with self._subscribers_lock:
+                if subscriber in self._subscribers:
+                    self._subscribers.remove(subscriber)
+
+        return stop
+
+    def _committed(self, changed: set[str]) -> None:
+        for job_id in changed:
+            self._publish(job_id)
+
+    def _publish(self, job_id: str | None) -> None:
+        with self._subscribers_lock:
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            try:
+                subscriber(job_id)
+            except Exception:  # one broken subscriber must not stop the others
+                log.exception("a job change subscriber failed")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -130,11 +184,14 @@ class SqliteDatabase(Database):
     def tx(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             conn.info["write"] = True  # BEGIN IMMEDIATE (see _sqlite_engine)
+            conn.info.pop(_CHANGED, None)
             try:
                 with conn.begin():
                     yield conn
             finally:
                 conn.info.pop("write", None)
+                changed = conn.info.pop(_CHANGED, set())
+        self._committed(changed)
 
 
 class PostgresDatabase(Database):
@@ -143,10 +200,74 @@ class PostgresDatabase(Database):
     def __init__(self, url: str, clock: Clock | None = None) -> None:
         super().__init__(sa.create_engine(url, pool_size=10, max_overflow=20,
                                           pool_pre_ping=True), clock)
+        self._listener: _Listener | None = None
+
+    def job_changed(self, conn: Connection, job_id: str) -> None:
+        # Delivered by PostgreSQL at commit to every listening process, this one included
+        # (and dropped on rollback); one NOTIFY per job and transaction.
+        changed: set[str] = conn.info.setdefault(_CHANGED, set())
+        if job_id not in changed:
+            changed.add(job_id)
+            conn.execute(sa.select(sa.func.pg_notify(JOBS_CHANNEL, job_id)))
+
+    def _committed(self, changed: set[str]) -> None:
+        pass  # the listener publishes what PostgreSQL delivers
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        stop = super().subscribe(subscriber)
+        with self._subscribers_lock:
+            if self._listener is None:
+                url = self.engine.url.set(drivername="postgresql")
+                self._listener = _Listener(url.render_as_string(hide_password=False),
+                                           self._publish)
+        return stop
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+        super().close()
 
     def lock_candidate(self, conn: Connection, query: sa.Select[Any]) -> Any | None:
         # SKIP LOCKED: a row another claimer holds is passed over, not waited for.
         return conn.execute(query.with_for_update(skip_locked=True, of=t.tasks)).first()
+
+
+class _Listener:
+    """One connection per process that LISTENs for job changes and hands each to
+    ``publish``. Each time it starts listening (the first time, and after a lost
+    connection) it publishes None: changes may have been missed until then."""
+
+    def __init__(self, dsn: str, publish: Subscriber) -> None:
+        self._dsn = dsn
+        self._publish = publish
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="framefarm-listen",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import psycopg  # the PostgreSQL driver, only where PostgreSQL is used
+
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(self._dsn, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {JOBS_CHANNEL}")
+                    backoff = 0.1
+                    self._publish(None)
+                    while not self._stopping.is_set():
+                        # The timeout only bounds how long stop() waits.
+                        for note in conn.notifies(timeout=0.5):
+                            self._publish(note.payload)
+            except psycopg.Error:
+                log.warning("job changes: lost the LISTEN connection; reconnecting",
+                            exc_info=True)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
 
 
 def open_database(url: str, clock: Clock | None = None) -> Database:
