@@ -3,9 +3,14 @@
     python bench/claims.py                       # PostgreSQL on 127.0.0.1, 8 processes
     python bench/claims.py --sqlite              # the same against SQLite (WAL)
     python bench/claims.py --processes 4 --tasks 4000
+    python bench/claims.py --backlog 100000 --tenants 100   # and again behind a big queue
 
-Prints claims per second (claim + complete, each its own transaction), checks that every
-task was claimed exactly once, and prints PostgreSQL's plan for the claim query.
+Prints claims per second (claim + complete, each its own transaction) and the claim's
+latency, and checks that no task was claimed twice. With ``--backlog``, the same is
+measured twice in one run: with only the claimed tasks queued (the baseline), then with
+that many tasks queued across ``--tenants`` tenants, with the ratio: a claim should cost
+the same however long the queue is. On PostgreSQL it also prints the plans of the claim's
+two queries.
 """
 
 from __future__ import annotations
@@ -28,12 +33,12 @@ from framefarm.db import migrate
 from framefarm.db import schema as t
 from framefarm.db.database import Database, open_database
 from framefarm.queue.states import TaskKind
-from framefarm.repos import jobs, nodes
+from framefarm.repos import claims, nodes
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def _worker(url: str, barrier: multiprocessing.synchronize.Barrier,
+def _worker(url: str, count: int, barrier: multiprocessing.synchronize.Barrier,
             out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     db = open_database(url)
     store = Queue(db)
@@ -41,7 +46,7 @@ def _worker(url: str, barrier: multiprocessing.synchronize.Barrier,
     claimed: list[str] = []
     latencies: list[float] = []
     barrier.wait()
-    while True:
+    while len(claimed) < count:
         started = time.perf_counter()
         task = store.claim(node)
         latencies.append(time.perf_counter() - started)
@@ -70,69 +75,122 @@ def _fill(db: Database, tasks: int, tenants: int = 4, per_job: int = 10) -> None
 
 
 def explain(db: Database) -> str:
+    """PostgreSQL's plans of the claim's two queries, as a node would run them."""
     node = _register(db, "explain")
-    query = jobs.claim_candidates(node, db.now()).with_for_update(skip_locked=True,
-                                                                  of=t.tasks)
-    compiled = query.compile(dialect=postgresql.dialect(),
-                             compile_kwargs={"literal_binds": True})
+    now = db.now()
     with db.engine.connect() as conn:
-        rows = conn.execute(sa.text(f"EXPLAIN ANALYZE {compiled}")).all()
-    return "\n".join(row[0] for row in rows)
+        heads = claims.tenant_heads(conn, node, now)
+        queries = [("rank the tenants", _tenant_heads_query(conn, node, now))]
+        if heads:
+            queries.append(("lock the best tenant's next task", claims.next_task(
+                heads[0].tenant_id, node, now, failed_here=False).with_for_update(
+                    skip_locked=True, of=t.tasks)))
+        out = []
+        for title, query in queries:
+            compiled = query.compile(dialect=postgresql.dialect(),
+                                     compile_kwargs={"literal_binds": True})
+            rows = conn.execute(sa.text(f"EXPLAIN ANALYZE {compiled}")).all()
+            out += [f"-- {title}", *(row[0] for row in rows)]
+        conn.rollback()
+    return "\n".join(out)
+
+
+def _tenant_heads_query(conn: sa.Connection, node: str, now: object) -> sa.Select[object]:
+    """The query tenant_heads runs (captured from the connection's next statement)."""
+    captured: list[sa.Select[object]] = []
+
+    def capture(_conn: object, clause: object, *_args: object) -> None:
+        if isinstance(clause, sa.Select) and not captured:
+            captured.append(clause)
+
+    sa.event.listen(conn, "before_execute", capture)
+    try:
+        claims.tenant_heads(conn, node, now)  # type: ignore[arg-type]
+    finally:
+        sa.event.remove(conn, "before_execute", capture)
+    return captured[0]
+
+
+def run(url: str, processes: int, count: int) -> dict[str, float]:
+    """``processes`` nodes claim and complete ``count`` tasks in all."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(processes + 1)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(url, count // processes, barrier, results))
+             for _ in range(processes)]
+    for proc in procs:
+        proc.start()
+    barrier.wait()
+    started = time.perf_counter()
+    outputs = [results.get(timeout=900) for _ in procs]
+    elapsed = time.perf_counter() - started
+    for proc in procs:
+        proc.join()
+    claimed = [task for ids, _ in outputs for task in ids]
+    latencies = sorted(x for _, lat in outputs for x in lat)
+    return {"claims": len(claimed), "twice": len(claimed) - len(set(claimed)),
+            "rate": len(claimed) / elapsed,
+            "median_ms": statistics.median(latencies) * 1000,
+            "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000}
+
+
+def _database(sqlite: bool, scratch: str, label: str) -> str:
+    if sqlite:
+        return f"sqlite:///{Path(scratch) / f'{label}.db'}"
+    name = f"ff_bench_{label}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+def _drop(url: str) -> None:
+    if url.startswith("postgresql"):
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--processes", type=int, default=8)
-    parser.add_argument("--tasks", type=int, default=3000)
+    parser.add_argument("--tasks", type=int, default=3000, help="tasks claimed per case")
+    parser.add_argument("--backlog", type=int, default=0,
+                        help="also measure with this many tasks queued")
+    parser.add_argument("--tenants", type=int, default=100,
+                        help="tenants the backlog is spread across")
     parser.add_argument("--sqlite", action="store_true")
     args = parser.parse_args()
 
     scratch = tempfile.mkdtemp(prefix="ff-claims-")
-    if args.sqlite:
-        url = f"sqlite:///{Path(scratch) / 'queue.db'}"
-    else:
-        name = f"ff_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    try:
-        migrate.upgrade(url)
-        store = open_database(url)
-        _fill(store, args.tasks)
-        if not args.sqlite:
-            print("claim query plan (PostgreSQL, EXPLAIN ANALYZE, "
-                  f"{args.tasks} queued tasks):")
-            print(explain(store))
-        ctx = multiprocessing.get_context("spawn")
-        barrier = ctx.Barrier(args.processes + 1)
-        results = ctx.Queue()
-        procs = [ctx.Process(target=_worker, args=(url, barrier, results))
-                 for _ in range(args.processes)]
-        for proc in procs:
-            proc.start()
-        barrier.wait()
-        started = time.perf_counter()
-        outputs = [results.get(timeout=600) for _ in procs]
-        elapsed = time.perf_counter() - started
-        for proc in procs:
-            proc.join()
-        claimed = [task for ids, _ in outputs for task in ids]
-        latencies = sorted(x for _, lat in outputs for x in lat)
-        unique = len(set(claimed))
-        backend = "SQLite" if args.sqlite else "PostgreSQL"
-        print(f"\n{backend}: {args.processes} processes claimed and completed {len(claimed)} "
-              f"tasks in {elapsed:.2f} s = {len(claimed) / elapsed:.0f} claims/s")
-        print(f"claim latency: median {statistics.median(latencies) * 1000:.1f} ms, "
-              f"p99 {latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms")
-        print(f"claimed twice: {len(claimed) - unique}; never claimed: "
-              f"{args.tasks - unique}")
-        store.close()
-        return 0 if unique == len(claimed) == args.tasks else 1
-    finally:
-        if not args.sqlite:
-            with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    backend = "SQLite" if args.sqlite else "PostgreSQL"
+    cases = [("only the claimed tasks queued", args.tasks, 4)]
+    if args.backlog:
+        cases.append((f"{args.backlog} queued across {args.tenants} tenants",
+                      max(args.backlog, args.tasks), args.tenants))
+    figures = []
+    for label, queued, tenants in cases:
+        url = _database(args.sqlite, scratch, f"c{len(figures)}")
+        try:
+            migrate.upgrade(url)
+            db = open_database(url)
+            _fill(db, queued, tenants=tenants, per_job=10 if queued < 10_000 else 100)
+            if not args.sqlite:
+                print(f"claim query plans (PostgreSQL, EXPLAIN ANALYZE, {label}):")
+                print(explain(db))
+            db.close()
+            found = run(url, args.processes, args.tasks)
+            figures.append((label, found))
+        finally:
+            _drop(url)
+    print(f"\n{backend}, {args.processes} processes, claim + complete of {args.tasks} tasks:")
+    print(f"{'case':<40} {'claims/s':>9} {'median ms':>10} {'p99 ms':>8} {'twice':>6}")
+    for label, f in figures:
+        print(f"{label:<40} {f['rate']:>9.0f} {f['median_ms']:>10.1f} {f['p99_ms']:>8.1f} "
+              f"{f['twice']:>6.0f}")
+    if len(figures) == 2:
+        print(f"behind the backlog: {figures[1][1]['rate'] / figures[0][1]['rate']:.2f}x the "
+              "baseline's claims/s")
+    return 0 if all(f["twice"] == 0 and f["claims"] > 0 for _, f in figures) else 1
 
 
 if __name__ == "__main__":

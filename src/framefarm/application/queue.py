@@ -30,7 +30,7 @@ from framefarm.queue.errors import (
 )
 from framefarm.queue.states import JobEvent, JobState, TaskEvent, TaskKind, TaskState
 from framefarm.records import Job, Task
-from framefarm.repos import exports, jobs, nodes, tenants, webhooks
+from framefarm.repos import claims, exports, jobs, nodes, tenants, webhooks
 from framefarm.repos.exports import ExportMeta
 
 
@@ -177,18 +177,18 @@ class Queue:
             node = nodes.find(conn, node_id)
             if node is None:
                 return None
-            held = jobs.running_on(conn, node_id)
+            # A node that holds a task has it as its current one (claim sets it; reports
+            # and requeues clear it), so only then is it worth looking for.
+            held = jobs.running_on(conn, node_id) if node.current_task_id else []
             if held:
                 nodes.update(conn, node_id, last_heartbeat=now, current_task_id=held[0].id)
                 return held[0]
             if node.draining:
                 return None
-            row = self.db.lock_candidate(conn, jobs.claim_candidates(node_id, now))
-            if row is None:
+            task = claims.lock_next(conn, node_id, now, lock=self.db.lock_candidate)
+            if task is None:
                 nodes.update(conn, node_id, last_heartbeat=now, current_task_id=None)
                 return None
-            task = jobs.get_task(conn, row.id)
-            assert task is not None
             token = secrets.token_hex(16)
             expires = now + dt.timedelta(seconds=self.settings.lease_seconds)
             leased = dataclasses.replace(
@@ -201,8 +201,12 @@ class Queue:
             nodes.update(conn, node_id, last_heartbeat=now, current_task_id=task.id)
             jobs.log(conn, task.job_id, "info", f"{task.kind} {task.idx} [{task.frame_start}, "
                      f"{task.frame_end}) claimed", now=now, task_id=task.id, node_id=node_id)
-            self._refresh_job(conn, task.job_id)
+            # A claim changes its job only when it is the job's first (queued -> running):
+            # queued and running tasks count alike for the job's step and progress.
+            if jobs.get(conn, task.job_id).state == JobState.QUEUED:
+                self._refresh_job(conn, task.job_id)
         return leased
+
 
     def leased(self, task_id: str, token: str) -> Task:
         """The task a node holds a lease on (checked), for its inputs and uploads."""
@@ -244,22 +248,31 @@ class Queue:
         seen succeeded without its export. Returns the job after the change."""
         now = self.now()
         with self.db.tx() as conn:
-            task = _leased(conn, task_id, token, lock=self.db)
+            task = _leased(conn, task_id, token)
             _check(task, TaskEvent.COMPLETE)
-            jobs.move_task(conn, task, TaskEvent.COMPLETE, output_key=output_key,
-                           finished_at=now, lease_token=None, lease_expires_at=None,
-                           frames_done=task.frame_end - task.frame_start)
+            # Guarded by the lease, not only the state: the task may have expired and been
+            # claimed again since it was read (it is read before anything is locked).
+            if not jobs.move_task(conn, task, TaskEvent.COMPLETE, leased_by=token,
+                                  output_key=output_key, finished_at=now, lease_token=None,
+                                  lease_expires_at=None,
+                                  frames_done=task.frame_end - task.frame_start):
+                raise StaleLease(f"task {task_id}: this lease is no longer valid")
             if task.node_id:
                 nodes.count_done(conn, task.node_id, now=now)
             job_id = task.job_id
+            jobs.log(conn, job_id, "info", f"{task.kind} {task.idx} done", now=now,
+                     task_id=task_id, node_id=task.node_id)
+            # The job's lock, taken as late as possible, orders the completions of its
+            # last inputs: the one that locks last sees the others committed, finds no
+            # input pending and releases the assemble task.
+            self.db.lock_job(conn, job_id)
             if task.kind in (TaskKind.ASSEMBLE, TaskKind.SNAPSHOT):
                 jobs.update(conn, job_id, result_key=output_key)
             if export is not None and task.kind == TaskKind.ASSEMBLE:
                 exports.insert(conn, task.tenant_id, job_id, export, now=now)
-            if jobs.count_pending_inputs(conn, job_id) == 0:
+            if (task.kind in (TaskKind.RENDER, TaskKind.AUDIO)
+                    and jobs.count_pending_inputs(conn, job_id) == 0):
                 jobs.move_tasks(conn, job_id, TaskEvent.READY, not_before=now)
-            jobs.log(conn, job_id, "info", f"{task.kind} {task.idx} done", now=now,
-                     task_id=task_id, node_id=task.node_id)
             return self._refresh_job(conn, job_id)
 
     @retry_deadlocks
@@ -416,18 +429,25 @@ class Queue:
     def _refresh_job(self, conn: Connection, job_id: str) -> Job:
         """Move the job to the state its tasks say, with its step and times, and announce
         the change to live events; a job that finishes here gets its webhook deliveries in
-        this transaction."""
+        this transaction. The job's row is written only when its state, step or times
+        change: most claims and completions leave it alone, so nodes working on chunks of
+        one job do not queue for its row lock."""
         job = jobs.get(conn, job_id)
         now = self.now()
         summary = _summarise(job, jobs.tasks(conn, job_id), now)
-        values: dict[str, Any] = {"step": summary.step, "updated_at": now}
+        values: dict[str, Any] = {"step": summary.step}
         if summary.state != JobState.QUEUED and job.started_at is None:
             values["started_at"] = now
         finishing = summary.state in states.FINISHED_JOB and job.finished_at is None
         if finishing:
             values["finished_at"] = now
             jobs.log(conn, job_id, "info", f"job {summary.state}", now=now)
-        new = jobs.move_job(conn, job, states.job_event(job.state, summary.state), **values)
+        event = states.job_event(job.state, summary.state)
+        if summary.state != job.state or any(getattr(job, k) != v for k, v in values.items()):
+            values["updated_at"] = now
+            new = jobs.move_job(conn, job, event, **values)
+        else:
+            new = states.job_transition(job.state, event)  # checked; nothing to write
         self.db.job_changed(conn, job_id)
         job = dataclasses.replace(job, state=new, **values)
         if finishing:

@@ -137,8 +137,13 @@ class Database:
     def lock_job(self, conn: Connection, job_id: str) -> None:
         """Serialise changes to one job's tasks. Without it, on PostgreSQL two nodes
         completing the last two chunks at once each see the other's chunk unfinished and
-        neither releases the assemble task. (SQLite's BEGIN IMMEDIATE already serialises.)"""
-        conn.execute(sa.select(t.jobs.c.id).where(t.jobs.c.id == job_id).with_for_update())
+        neither releases the assemble task. (SQLite's BEGIN IMMEDIATE already serialises.)
+
+        FOR NO KEY UPDATE, the lock an UPDATE of the row takes: it does not wait for the
+        key-share locks that inserting a job's log lines takes, so a transaction that
+        logged first cannot deadlock against another that did the same."""
+        conn.execute(sa.select(t.jobs.c.id).where(t.jobs.c.id == job_id)
+                     .with_for_update(key_share=True))
 
     def lock_candidate(self, conn: Connection, query: sa.Select[Any]) -> Any | None:
         """The first row of a claim's candidate query, held for this transaction."""

@@ -147,10 +147,12 @@ tasks = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("started_at", Time, nullable=True),
     sa.Column("finished_at", Time, nullable=True),
-    # The claim scans queued tasks in this order; running ones are found by lease expiry.
-    sa.Index("ix_tasks_claim", "state", "priority", "job_created_at", "idx"),
+    # Running tasks are found by lease expiry.
     sa.Index("ix_tasks_lease", "state", "lease_expires_at"),
 )
+# The claim takes each tenant's next queued task in this order (repos/claims.py).
+sa.Index("ix_tasks_tenant_claim", tasks.c.tenant_id, tasks.c.state, tasks.c.priority.desc(),
+         tasks.c.job_created_at, tasks.c.idx)
 
 node_blocks = sa.Table(
     "node_blocks", metadata,

@@ -155,12 +155,14 @@ def update_task(conn: Connection, task_id: str, **values: Any) -> None:
 
 def move_task(conn: Connection, task: Task, event: TaskEvent, *,
               expired_before: dt.datetime | None = None, on_node: str | None = None,
-              **values: Any) -> bool:
+              leased_by: str | None = None, **values: Any) -> bool:
     """Apply ``event`` to the task (as read in this transaction), if it is still in that
-    state (and its lease expired before ``expired_before``, on node ``on_node``); False if
-    it changed meanwhile."""
+    state (and its lease expired before ``expired_before``, on node ``on_node``, or is
+    still the lease ``leased_by``); False if it changed meanwhile."""
     new = states.task_transition(task.state, event)
     query = t.tasks.update().where(t.tasks.c.id == task.id, t.tasks.c.state == task.state)
+    if leased_by is not None:
+        query = query.where(t.tasks.c.lease_token == leased_by)
     if expired_before is not None:
         query = query.where(t.tasks.c.lease_expires_at < expired_before)
     if on_node is not None:
