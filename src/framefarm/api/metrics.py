@@ -15,7 +15,6 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -23,6 +22,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from framefarm.api.errors import ApiError
 from framefarm.application import Application
@@ -47,19 +47,40 @@ class _QueueCollector(Collector):
         yield nodes
 
 
+class _Observe:
+    """Times every HTTP request by route and status. Plain ASGI: a BaseHTTPMiddleware
+    would run every request through an extra task and stream, for each one of them."""
+
+    def __init__(self, inner: ASGIApp, app: Application) -> None:
+        self.inner = inner
+        self.http = app.counters.http
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # if the app fails before it answers
+
+        async def sent(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.inner(scope, receive, sent)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.http.labels(scope["method"], path, str(status)).observe(
+                time.perf_counter() - started)
+
+
 def install(api: FastAPI, app: Application) -> None:
     counters = app.counters
     counters.registry.register(_QueueCollector(app))
 
-    @api.middleware("http")
-    async def observe(request: Request, call_next: Any) -> Any:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        counters.http.labels(request.method, path, str(response.status_code)).observe(
-            time.perf_counter() - started)
-        return response
+    api.add_middleware(_Observe, app=app)
 
     token = app.settings.metrics_token or None  # empty: unset
 

@@ -158,7 +158,11 @@ class Database:
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    # A pool as large as the API's thread pool can use at once: a connection opened past the
+    # pool's size is closed after its request, and the next one pays for opening it again
+    # (and its PRAGMAs).
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                              pool_size=20, max_overflow=20)
 
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
