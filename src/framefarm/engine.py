@@ -33,6 +33,8 @@ from framefarm.document import loader, timeline
 from framefarm.document.timeline import Timeline
 from framefarm.ffmpeg import runner
 from framefarm.limits import Limits
+from framefarm.speech import captions as speech_captions
+from framefarm.speech import resolve as speech
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +72,7 @@ class RenderResult:
     fps: int
     format: str
     elapsed: float
+    captions: int = 0  # cues written to the captions file, when one was asked for
 
 
 class _Tracker:
@@ -114,10 +117,11 @@ def load_timeline(
     limits: Limits | None = None,
     **output_overrides: Any,
 ) -> Timeline:
-    """Validate a document (path or dict), fill its template and snap it to frames."""
+    """Validate a document (path or dict), fill its template, give its spoken voice-overs
+    their audio (``framefarm.speech``) and snap it to frames."""
     project = loader.load(document, data=data, base_dir=base_dir, limits=limits,
                           overrides=output_overrides)
-    return timeline.build(project)
+    return timeline.build(speech.resolve(project))
 
 
 def output_format(output: Path, given: str | None = None) -> str | None:
@@ -151,6 +155,13 @@ def check_output(output: Path) -> None:
         raise errors.DocumentError(f"{output}: exists and is not a regular file")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise errors.DocumentError(f"{folder}: the output folder is not writable")
+
+
+def check_captions_output(path: Path) -> None:
+    """Refuse a captions file that is not .srt or .vtt, or cannot be written."""
+    if path.suffix.lower() not in (".srt", ".vtt"):
+        raise errors.DocumentError(f"{path.name}: captions are written as .srt or .vtt")
+    check_output(path)
 
 
 def render_part(
@@ -286,14 +297,20 @@ def render(
     cancel: threading.Event | None = None,
     base_dir: Path | None = None,
     limits: Limits | None = None,
+    captions: Path | str | None = None,
 ) -> RenderResult:
-    """Render a document (a path, a dict, or a built Timeline) to ``output``.
+    """Render a document (a path, a dict, or a built Timeline) to ``output``; with
+    ``captions``, also write the captions made from its spoken voice-overs there (``.srt``
+    or ``.vtt``), timed like the output (its frame range).
 
     The output appears only when complete and verified; on any error nothing is left there.
     """
     began = time.monotonic()
     output = Path(output)
     check_output(output)
+    captions = Path(captions) if captions is not None else None
+    if captions is not None:
+        check_captions_output(captions)
     if isinstance(document, Timeline):
         tl = document
     else:
@@ -307,8 +324,9 @@ def render(
 
     if fmt not in formats.VIDEO_FORMATS:  # a still: the first frame of the range
         snapshot(tl, output, frame=start)
+        cues = speech_captions.write(tl, captions, (start, start + 1)) if captions else 0
         return RenderResult(output, 1, 1 / tl.fps, tl.width, tl.height, tl.fps, fmt,
-                            time.monotonic() - began)
+                            time.monotonic() - began, cues)
 
     count = end - start
     tracker = _Tracker(count, on_progress)
@@ -349,9 +367,10 @@ def render(
         os.replace(final, output)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    cues = speech_captions.write(tl, captions, (start, end)) if captions is not None else 0
     tracker.report("done", force=True)
     return RenderResult(output, count, count / tl.fps, tl.width, tl.height, tl.fps, fmt,
-                        time.monotonic() - began)
+                        time.monotonic() - began, cues)
 
 
 def snapshot(

@@ -38,8 +38,8 @@ def tracks(timeline: Timeline) -> list[Track]:
     for span in timeline.scenes:
         scene = span.scene
         begin = span.start / timeline.fps
-        if scene.voiceover:
-            vo = scene.voiceover
+        vo = scene.voiceover
+        if vo is not None and vo.src is not None:  # spoken text is resolved to a src first
             found.append(Track(project.asset(vo.src), begin + vo.delay,
                                vo.volume * doc.audio.voice_volume, "voice",
                                length=span.frames / timeline.fps - vo.delay))

@@ -202,17 +202,29 @@ def _text_box(layer: models.LayerBase, style: models.TextStyle, sample: str,
 
 
 class TextRenderer(Base):
+    """Rasterised the first time it shows (a scene of spoken captions has a layer per word;
+    most of them never show in a given chunk); its font is checked at once."""
+
     def __init__(self, layer: models.TextLayer, ctx: Context, scene_duration: float) -> None:
         natural = _text_box(layer, layer.style, layer.text, ctx)
         super().__init__(layer, ctx, scene_duration, natural)
-        rendered = text.render(layer.text, layer.style, ctx.fonts, _box_size(self.box))
-        self.sprite = bitmap.from_pil(rendered.image)
-        self.offset = bitmap.affine(1, 1, -rendered.margin, -rendered.margin)
+        self.model = layer
+        text.check(layer.text, layer.style, ctx.fonts)
+        self._sprite: tuple[Bitmap, Matrix] | None = None
+
+    def sprite(self) -> tuple[Bitmap, Matrix]:
+        if self._sprite is None:
+            rendered = text.render(self.model.text, self.model.style, self.ctx.fonts,
+                                   _box_size(self.box), self.model.highlight)
+            self._sprite = (bitmap.from_pil(rendered.image),
+                            bitmap.affine(1, 1, -rendered.margin, -rendered.margin))
+        return self._sprite
 
     def draw(self, canvas: Array, t: float) -> None:
         if self.active(t):
             st = self.state(t)
-            bitmap.draw(canvas, self.sprite, bitmap.compose(st.matrix, self.offset), st.opacity)
+            sprite, offset = self.sprite()
+            bitmap.draw(canvas, sprite, bitmap.compose(st.matrix, offset), st.opacity)
 
 
 class ShapeRenderer(Base):

@@ -157,6 +157,11 @@ def _pad(style: models.TextStyle) -> float:
     return style.background.padding if style.background else 0.0
 
 
+def check(text: str, style: models.TextStyle, fonts: FontBook) -> None:
+    """Raise what :func:`render` would for the font or the shaping, without rendering."""
+    _style_font(text, style, fonts)
+
+
 def _style_font(text: str, style: models.TextStyle, fonts: FontBook) -> ImageFont.FreeTypeFont:
     family = script_family(text) if style.font == "auto" else style.font
     if needs_complex_layout(text) and not has_raqm():
@@ -168,7 +173,8 @@ def _style_font(text: str, style: models.TextStyle, fonts: FontBook) -> ImageFon
 
 
 def render(
-    text: str, style: models.TextStyle, fonts: FontBook, box: tuple[int, int]
+    text: str, style: models.TextStyle, fonts: FontBook, box: tuple[int, int],
+    highlight: models.TextHighlight | None = None,
 ) -> RenderedText:
     width, height = box
     font = _style_font(text, style, fonts)
@@ -218,4 +224,34 @@ def render(
         draw.text((x, y), line.text, font=font, fill=parse_color(style.color),
                   stroke_width=stroke, stroke_fill=parse_color(style.stroke_color),
                   direction=_direction_arg(line.direction))
+    if highlight is not None:
+        _highlight(draw, placed, font, style, highlight)
     return RenderedText(out, margin, box)
+
+
+def _highlight(draw: ImageDraw.ImageDraw, placed: list[tuple[float, float, Line, float]],
+               font: ImageFont.FreeTypeFont, style: models.TextStyle,
+               highlight: models.TextHighlight) -> None:
+    """Draw characters ``highlight.start``..``end`` again, in the highlight colour, where
+    they are in their line. Lines are the text's words joined by single spaces (see
+    :func:`wrap`), so a character's line and place in it follow from the line lengths. In
+    a right-to-left line the words before it are to its right (a line of mixed directions
+    is placed as if it were all in its paragraph's direction)."""
+    offset = 0
+    for x, y, line, line_w in placed:
+        first = max(highlight.start - offset, 0)
+        last = min(highlight.end - offset, len(line.text))
+        offset += len(line.text) + 1
+        part = line.text[first:last].strip()
+        if last <= first or not part:
+            continue
+        first += len(line.text[first:last]) - len(line.text[first:last].lstrip())
+        way = _direction_arg(line.direction)
+        before = font.getlength(line.text[:first], direction=way)
+        if line.direction == "rtl":
+            left = x + line_w - before - font.getlength(part, direction=way)
+        else:
+            left = x + before
+        draw.text((left, y), part, font=font, fill=parse_color(highlight.color),
+                  stroke_width=round(style.stroke_width),
+                  stroke_fill=parse_color(style.stroke_color), direction=way)

@@ -12,7 +12,7 @@ import json
 import os
 import stat
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,28 @@ FONT_SUFFIXES = {".ttf", ".otf", ".ttc"}
 
 
 @dataclasses.dataclass(frozen=True)
+class Cue:
+    """A caption made from speech: seconds from its scene's start, and its words."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Project:
-    """A valid document with its assets resolved to absolute paths and probed."""
+    """A valid document with its assets resolved to absolute paths and probed.
+
+    Once spoken voice-overs are resolved (``framefarm.speech.resolve``), each has a ``src``
+    naming synthesised audio in ``assets``, and ``cues`` holds, per scene index, the
+    captions made from its speech (they are text layers of the scene too)."""
 
     document: models.Document
     base_dir: Path
     assets: Mapping[str, Path]
     media: Mapping[Path, media.MediaInfo]
     limits: Limits
+    cues: Mapping[int, Sequence[Cue]] = dataclasses.field(default_factory=dict)
 
     def asset(self, src: str) -> Path:
         return self.assets[src]
@@ -130,10 +144,13 @@ def validate(raw: Mapping[str, Any]) -> models.Document:
 
 def format_error(error: Any) -> str:
     """One pydantic error as ``scenes[0].layers[1].size: <what was expected>``."""
-    # Discriminated unions add the tag ("text") to the location; it is not a JSON key.
+    # Discriminated unions add the tag ("text") to a layer's location; it is not a JSON key
+    # (a scene's own "captions" is one).
+    where = error["loc"]
     loc = tuple(
-        part for i, part in enumerate(error["loc"])
-        if not (part in models.LAYER_TYPES and i > 0 and isinstance(error["loc"][i - 1], int))
+        part for i, part in enumerate(where)
+        if not (part in models.LAYER_TYPES and i > 1 and isinstance(where[i - 1], int)
+                and where[i - 2] == "layers")
     )
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
@@ -169,6 +186,10 @@ def check_limits(doc: models.Document, limits: Limits) -> None:
     total_layers = 0
     for i, scene in enumerate(doc.scenes):
         total_layers += len(scene.layers)
+        spoken = scene.voiceover.text if scene.voiceover else None
+        if spoken is not None and len(spoken) > limits.max_text_length:
+            problems.append(f"scenes[{i}].voiceover.text: {len(spoken)} characters, "
+                            f"the limit is {limits.max_text_length}")
         if len(scene.layers) > limits.max_layers_per_scene:
             problems.append(f"scenes[{i}].layers: {len(scene.layers)} layers, "
                             f"the limit is {limits.max_layers_per_scene}")
@@ -192,7 +213,7 @@ def iter_assets(doc: models.Document) -> Iterator[tuple[str, str, set[str]]]:
     for i, scene in enumerate(doc.scenes):
         if scene.background_image:
             yield f"scenes[{i}].background_image", scene.background_image, IMAGE_SUFFIXES
-        if scene.voiceover:
+        if scene.voiceover and scene.voiceover.src is not None:
             yield f"scenes[{i}].voiceover.src", scene.voiceover.src, any_media
         for j, layer in enumerate(scene.layers):
             where = f"scenes[{i}].layers[{j}]"

@@ -285,14 +285,34 @@ def _check_text(value: str) -> str:
     return value
 
 
+class TextHighlight(Strict):
+    """Characters ``start``..``end`` (a word) of a text drawn in another colour."""
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=1)
+    color: Color = "#ffd400"
+
+    _c = field_validator("color")(_check_color)
+
+
 class TextLayer(LayerBase):
     """Text wrapped inside the layer's box; right-to-left and complex scripts are shaped."""
 
     type: Literal["text"]
     text: str = Field(min_length=1)
     style: TextStyle = Field(default_factory=TextStyle)
+    highlight: TextHighlight | None = Field(
+        None, description="a word of the text in another colour (spoken captions use it)")
 
     _t = field_validator("text")(_check_text)
+
+    @model_validator(mode="after")
+    def _highlight_inside(self) -> TextLayer:
+        if self.highlight is not None and not (
+                self.highlight.start < self.highlight.end <= len(self.text)):
+            raise ValueError(f"highlight {self.highlight.start}..{self.highlight.end} is not "
+                             f"inside the text ({len(self.text)} characters)")
+        return self
 
 
 class ShapeLayer(LayerBase):
@@ -350,9 +370,61 @@ class Transition(Strict):
 
 
 class Voiceover(Strict):
-    src: str
+    """A scene's narration: an audio file (``src``), or ``text`` spoken by a text-to-speech
+    provider (see docs/speech.md), with an optional ``voice`` and ``rate``."""
+
+    src: str | None = Field(None, description="an audio file inside the document's folder")
+    text: str | None = Field(None, min_length=1, description="words to speak instead of a file")
+    voice: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$",
+        description="the provider's voice (letters, digits, '_', '.', '+', '-'); default: "
+        "chosen by the text's script")
+    rate: int | None = Field(None, ge=80, le=450, description="words per minute")
+    provider: Literal["espeak-ng", "command"] | None = Field(
+        None, description="the text-to-speech provider; default: FRAMEFARM_TTS_PROVIDER, "
+        "else espeak-ng")
     volume: float = Field(1.0, ge=0, le=4)
     delay: Seconds = Field(0, description="seconds after the scene starts")
+
+    @field_validator("text")
+    @classmethod
+    def _plain_text(cls, value: str | None) -> str | None:
+        return value if value is None else _check_text(value)
+
+    @model_validator(mode="after")
+    def _file_or_text(self) -> Voiceover:
+        if (self.src is None) == (self.text is None):
+            raise ValueError("give the voice-over's 'src' (a file) or its 'text': one of "
+                             "the two")
+        if self.text is not None and not self.text.strip():
+            raise ValueError("the voice-over's text is blank")
+        if self.src is not None and (self.voice or self.rate or self.provider):
+            raise ValueError("'voice', 'rate' and 'provider' are for a spoken 'text'")
+        return self
+
+
+class WordHighlight(Strict):
+    """The word being spoken, drawn in its own colour."""
+
+    color: Color = "#ffd400"
+
+    _c = field_validator("color")(_check_color)
+
+
+class SpokenCaptions(LayerBase):
+    """Captions timed from the scene's spoken voice-over, shown as text (one cue per
+    phrase), with an optional highlight of the word being spoken. ``start``/``end`` are a
+    window in the scene (cues outside it are cut off); animations and ``keyframes`` play
+    per cue, as for caption files."""
+
+    from_: Literal["voiceover"] = Field(alias="from")
+    style: TextStyle = Field(default_factory=lambda: TextStyle(size=48, valign="bottom"))
+    max_words: int | None = Field(
+        None, ge=1, le=40, description="words a cue shows at most; default: the phrases "
+        "the voice spoke")
+    highlight: WordHighlight | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class AutoDuration(Strict):
@@ -371,6 +443,8 @@ class Scene(Strict):
     background: Color | None = None
     background_image: str | None = None
     voiceover: Voiceover | None = None
+    captions: SpokenCaptions | None = Field(
+        None, description="captions from the spoken voice-over: {\"from\": \"voiceover\"}")
     transition: Transition | None = Field(None, description="into the next scene")
     layers: list[Layer] = Field(default_factory=list)
     name: str | None = None
@@ -391,6 +465,9 @@ class Scene(Strict):
     def _auto_needs_voice(self) -> Scene:
         if self.duration == "auto" and self.voiceover is None:
             raise ValueError("duration 'auto' needs a voiceover to measure")
+        if self.captions is not None and (self.voiceover is None or self.voiceover.text is None):
+            raise ValueError("captions from the voiceover need a spoken voiceover "
+                             "({\"text\": ...})")
         if self.auto.min > self.auto.max:
             raise ValueError("auto.min must not exceed auto.max")
         return self

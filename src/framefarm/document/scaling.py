@@ -4,9 +4,11 @@ same, only smaller or larger."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from framefarm.document import models
+
+_Scaled = TypeVar("_Scaled", bound=models.LayerBase)
 
 
 def _length(value: float | str | None, k: float) -> float | str | None:
@@ -25,7 +27,7 @@ def _style(style: models.TextStyle, k: float) -> models.TextStyle:
     return style.model_copy(update=update)
 
 
-def _layer(layer: models.AnyLayer, k: float) -> models.AnyLayer:
+def _layer(layer: _Scaled, k: float) -> _Scaled:
     update: dict[str, Any] = {name: _length(getattr(layer, name), k)
                               for name in ("x", "y", "width", "height")}
     keyframes = dict(layer.keyframes)
@@ -34,17 +36,23 @@ def _layer(layer: models.AnyLayer, k: float) -> models.AnyLayer:
             keyframes[prop] = [kf.model_copy(update={"value": kf.value * k})
                                for kf in keyframes[prop]]
     update["keyframes"] = keyframes
-    if isinstance(layer, models.TextLayer | models.CaptionsLayer):
+    if isinstance(layer, models.TextLayer | models.CaptionsLayer | models.SpokenCaptions):
         update["style"] = _style(layer.style, k)
     if isinstance(layer, models.ShapeLayer):
         update["radius"] = layer.radius * k
     return layer.model_copy(update=update)
 
 
+def _scene(scene: models.Scene, k: float) -> models.Scene:
+    update: dict[str, Any] = {"layers": [_layer(layer, k) for layer in scene.layers]}
+    if scene.captions is not None:
+        update["captions"] = _layer(scene.captions, k)
+    return scene.model_copy(update=update)
+
+
 def scale(doc: models.Document, k: float) -> models.Document:
     """The document with every pixel value multiplied by ``k``."""
     if k == 1.0:
         return doc
-    scenes = [scene.model_copy(update={"layers": [_layer(layer, k) for layer in scene.layers]})
-              for scene in doc.scenes]
+    scenes = [_scene(scene, k) for scene in doc.scenes]
     return doc.model_copy(update={"scenes": scenes})

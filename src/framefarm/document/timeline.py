@@ -106,6 +106,9 @@ def scene_duration(project: loader.Project, index: int) -> float:
     if scene.duration != "auto":
         return float(scene.duration)
     assert scene.voiceover is not None  # the model guarantees it
+    if scene.voiceover.src is None:  # engine.load_timeline resolves speech before this
+        raise errors.RenderError(f"scenes[{index}].voiceover.text: not synthesised yet "
+                                 "(framefarm.speech.resolve gives it its audio)")
     info = project.media[project.asset(scene.voiceover.src)]
     if info.audio is None:
         raise errors.AssetError(f"scenes[{index}].voiceover.src: has no audio stream")
@@ -161,7 +164,7 @@ def _check_media_kinds(project: loader.Project) -> None:
     if doc.music:
         need("music.src", doc.music.src, "audio")
     for i, scene in enumerate(doc.scenes):
-        if scene.voiceover:
+        if scene.voiceover and scene.voiceover.src is not None:
             need(f"scenes[{i}].voiceover.src", scene.voiceover.src, "audio")
         for j, layer in enumerate(scene.layers):
             if isinstance(layer, models.VideoLayer):
