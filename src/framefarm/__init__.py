@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 from framefarm.errors import DocumentError, FramefarmError, RenderError
 
 if TYPE_CHECKING:
+    from framefarm.client import Client
     from framefarm.engine import Progress, RenderResult, load_timeline, render, snapshot
 
 __all__ = [
+    "Client",
     "DocumentError",
     "FramefarmError",
     "Progress",
@@ -34,4 +36,6 @@ _FROM_ENGINE = ("Progress", "RenderResult", "load_timeline", "render", "snapshot
 def __getattr__(name: str) -> Any:
     if name in _FROM_ENGINE:
         return getattr(importlib.import_module("framefarm.engine"), name)
+    if name == "Client":  # the render service's client (httpx and the API's models)
+        return importlib.import_module("framefarm.client").Client
     raise AttributeError(f"module 'framefarm' has no attribute {name!r}")

@@ -14,7 +14,7 @@ import httpx
 import uvicorn
 from rich.console import Console
 
-from framefarm import application, engine, logs
+from framefarm import application, engine, logs, studio
 from framefarm.api.app import create_app
 from framefarm.db import migrate
 from framefarm.settings import Settings
@@ -60,6 +60,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int | None,
         tenant_id, key = app.accounts.create_tenant("admin", admin=True)
         console.print(f"[bold]created the admin tenant {tenant_id}; its API key (shown once):"
                       f"[/]\n{key}")
+        studio.seed_example(app, tenant_id)  # a template to fill and render at once
     api = create_app(settings, app)
     server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning"))
     count = engine.cores() if workers is None else workers
@@ -75,6 +76,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int | None,
     threading.Thread(target=launch, daemon=True).start()
     console.print(f"framefarm serving on http://{host}:{port} (docs at /docs), data in "
                   f"{settings.data_dir.resolve()}")
+    console.print(f"studio: open http://{host}:{port}/ and sign in with an API key")
     try:
         server.run()
     finally:

@@ -800,7 +800,7 @@ def test_a_succeeded_snapshot_has_its_image(make_farm: Any) -> None:
         if target.startswith("snapshots/"):
             caller = farm.svc.accounts.authenticate(key)
             assert caller is not None
-            for view in farm.svc.renders.page(caller.tenant_id):
+            for view in farm.svc.renders.page(caller.tenant_id).items:
                 if view.job.state == "succeeded" and not farm.svc.ctx.storage.exists(target):
                     missing.append(view.job.id)
         return put_file(target, source)

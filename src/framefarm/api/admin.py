@@ -84,6 +84,15 @@ def queue_overview(_: AdminDep, app: AppDep) -> dict[str, Any]:
     return {"tasks": app.farm.queue_overview()}
 
 
+@router.get("/queue/tenants")
+def queue_by_tenant(_: AdminDep, app: AppDep) -> list[dict[str, Any]]:
+    """Each tenant's unfinished (queued or running) renders and its limit (null: the
+    server's default)."""
+    return [{"tenant_id": tenant_id, "name": name, "unfinished": count,
+             "max_concurrent_jobs": limit}
+            for tenant_id, name, count, limit in app.farm.unfinished_by_tenant()]
+
+
 @router.get("/tenants")
 def list_tenants(_: AdminDep, app: AppDep) -> list[dict[str, Any]]:
     return [{"id": r.id, "name": r.name, "max_concurrent_jobs": r.max_concurrent_jobs,

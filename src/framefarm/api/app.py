@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from framefarm import application
 from framefarm.api import (
+    accounts,
     admin,
     errors,
     events,
@@ -25,6 +26,7 @@ from framefarm.api import (
     metrics,
     projects,
     renders,
+    studio,
 )
 from framefarm.application import Application
 from framefarm.settings import Settings
@@ -84,8 +86,10 @@ def create_app(settings: Settings, app: Application | None = None) -> FastAPI:
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
-    for router in (projects.router, renders.router, exports.router, admin.router):
+    for router in (accounts.router, projects.router, renders.router, exports.router,
+                   admin.router, studio.router):
         api.include_router(router)
+    api.include_router(studio.pages)  # the studio: the page at / and its files
     # Their modules are the live-events and node-protocol owners'; their error answers are
     # documented here.
     api.include_router(events.router, responses=errors.TENANT_RESPONSES)

@@ -12,11 +12,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from framefarm import errors, webhooks
+from framefarm.api.models import ErrorBody
 from framefarm.application.farm import Refused, WrongToken
 from framefarm.application.projects import InvalidAssetName
 from framefarm.document import templates
@@ -30,18 +30,6 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
-
-
-class ErrorDetail(BaseModel):
-    code: str = Field(description="stable, machine-readable: not_found, too_large, ...")
-    message: str = Field(description="for a person")
-    details: Any = Field(None, description="more, by code: e.g. the JSON paths at fault")
-
-
-class ErrorBody(BaseModel):
-    """Every error answer of the API."""
-
-    error: ErrorDetail
 
 
 _MEANINGS = {

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
 
+from framefarm.api import models
 from framefarm.api.deps import AppDep, TenantDep, file_responses, send
 from framefarm.api.errors import TENANT_RESPONSES, ApiError
 from framefarm.application import views
@@ -15,19 +15,13 @@ from framefarm.application import views
 router = APIRouter(prefix="/v1", responses=TENANT_RESPONSES)
 
 
-class ExtendIn(BaseModel):
-    # Strict: JSON types as the schema says (no "1" for 1, no 0 for false).
-    model_config = ConfigDict(extra="forbid", strict=True)
-    days: float = Field(gt=0, le=365)
-
-
-@router.get("/exports")
+@router.get("/exports", response_model=list[models.Export])
 def list_exports(caller: TenantDep, app: AppDep) -> list[dict[str, Any]]:
     return [views.export(r, app.settings.public_url)
             for r in app.exports.all(caller.tenant_id)]
 
 
-@router.get("/exports/{export_id}")
+@router.get("/exports/{export_id}", response_model=models.Export)
 def get_export(export_id: str, caller: TenantDep, app: AppDep) -> dict[str, Any]:
     return views.export(app.exports.get(caller.tenant_id, export_id), app.settings.public_url)
 
@@ -38,14 +32,14 @@ def delete_export(export_id: str, caller: TenantDep, app: AppDep) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/exports/{export_id}/extend")
-def extend_export(export_id: str, body: ExtendIn, caller: TenantDep,
+@router.post("/exports/{export_id}/extend", response_model=models.Export)
+def extend_export(export_id: str, body: models.ExtendIn, caller: TenantDep,
                   app: AppDep) -> dict[str, Any]:
     return views.export(app.exports.extend(caller.tenant_id, export_id, body.days),
                         app.settings.public_url)
 
 
-@router.post("/exports/{export_id}/link")
+@router.post("/exports/{export_id}/link", response_model=models.Link)
 def export_link(export_id: str, caller: TenantDep, app: AppDep) -> dict[str, Any]:
     """A short-lived download link that needs no API key (for a browser or a customer)."""
     app.exports.get(caller.tenant_id, export_id)

@@ -5,64 +5,53 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Response, UploadFile
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
-from framefarm.api.deps import AppDep, TenantDep
+from framefarm.api import models
+from framefarm.api.deps import AppDep, TenantDep, file_responses, send
 from framefarm.api.errors import TENANT_RESPONSES
-from framefarm.api.renders import RenderOptions, job_json
+from framefarm.api.renders import job_json
 from framefarm.application import views
-from framefarm.application.projects import Upload, asset_name, template_variables
+from framefarm.application.projects import Upload, asset_name
 
 router = APIRouter(prefix="/v1", responses=TENANT_RESPONSES)
-
-
-class Body(BaseModel):
-    # Strict: JSON types as the schema says (no "1" for 1, no 0 for false).
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class ProjectIn(Body):
-    name: str = Field(min_length=1, max_length=200)
-
-
-class TemplateIn(Body):
-    name: str = Field(min_length=1, max_length=200)
-    document: dict[str, Any]
-    project_id: str | None = None
-
-
-class TemplateRenderIn(Body):
-    data: dict[str, Any] = Field(default_factory=dict)
-    options: RenderOptions = Field(default_factory=RenderOptions)
-    priority: int = Field(0, ge=-100, le=100)
-    notify_url: str | None = None
-    idempotency_key: str | None = None
 
 
 # -- projects and assets ----------------------------------------------------------------------
 
 
-@router.post("/projects", status_code=201)
-def create_project(body: ProjectIn, caller: TenantDep, app: AppDep) -> dict[str, Any]:
-    row = app.projects.create(caller.tenant_id, body.name)
-    return {"id": row.id, "name": row.name, "created_at": views.iso(row.created_at)}
+@router.post("/projects", status_code=201, response_model=models.Project)
+def create_project(body: models.ProjectIn, caller: TenantDep, app: AppDep) -> dict[str, Any]:
+    return views.project(app.projects.create(caller.tenant_id, body.name))
 
 
-@router.get("/projects")
+@router.get("/projects", response_model=list[models.Project])
 def list_projects(caller: TenantDep, app: AppDep) -> list[dict[str, Any]]:
-    return [{"id": r.id, "name": r.name, "created_at": views.iso(r.created_at)}
-            for r in app.projects.all(caller.tenant_id)]
+    return [views.project(r) for r in app.projects.all(caller.tenant_id)]
 
 
-@router.get("/projects/{project_id}")
+@router.get("/projects/{project_id}", response_model=models.ProjectDetail)
 def get_project(project_id: str, caller: TenantDep, app: AppDep) -> dict[str, Any]:
-    row, assets = app.projects.get(caller.tenant_id, project_id)
-    return {"id": row.id, "name": row.name, "document": row.document,
-            "assets": [a.name for a in assets], "updated_at": views.iso(row.updated_at)}
+    return views.project_detail(*app.projects.get(caller.tenant_id, project_id))
 
 
-@router.put("/projects/{project_id}/document")
+@router.patch("/projects/{project_id}", response_model=models.Project)
+def rename_project(project_id: str, body: models.ProjectIn, caller: TenantDep,
+                   app: AppDep) -> dict[str, Any]:
+    """Rename the project; the answer is the project as ``POST /v1/projects`` gives it."""
+    return views.project(app.projects.rename(caller.tenant_id, project_id, body.name))
+
+
+@router.delete("/projects/{project_id}", status_code=204)
+def delete_project(project_id: str, caller: TenantDep, app: AppDep) -> Response:
+    """Delete the project, its assets and its templates (409 while one of its renders is
+    queued or running). Its finished renders and their exports stay; stored asset contents
+    nothing else uses are deleted by the storage sweeper."""
+    app.projects.delete(caller.tenant_id, project_id)
+    return Response(status_code=204)
+
+
+@router.put("/projects/{project_id}/document", response_model=models.DocumentStored)
 def put_document(project_id: str, document: dict[str, Any], caller: TenantDep,
                  app: AppDep) -> dict[str, Any]:
     """Store the project's document. Its structure is checked now (templates may stay
@@ -71,7 +60,8 @@ def put_document(project_id: str, document: dict[str, Any], caller: TenantDep,
     return {"id": project_id, "ok": True}
 
 
-@router.post("/projects/{project_id}/assets", status_code=201)
+@router.post("/projects/{project_id}/assets", status_code=201,
+             response_model=list[models.UploadedAsset])
 def upload_assets(
     project_id: str, caller: TenantDep, app: AppDep,
     files: Annotated[list[UploadFile], File(description="one or more files", min_length=1)],
@@ -87,11 +77,16 @@ def upload_assets(
             for s in app.projects.upload(caller.tenant_id, project_id, uploads)]
 
 
-@router.get("/projects/{project_id}/assets")
+@router.get("/projects/{project_id}/assets", response_model=list[models.Asset])
 def list_assets(project_id: str, caller: TenantDep, app: AppDep) -> list[dict[str, Any]]:
-    return [{"name": r.name, "sha256": r.sha256, "size": r.size,
-             "created_at": views.iso(r.created_at)}
-            for r in app.projects.assets(caller.tenant_id, project_id)]
+    return [views.asset(r) for r in app.projects.assets(caller.tenant_id, project_id)]
+
+
+@router.get("/projects/{project_id}/assets/{name:path}",
+            responses=file_responses("*/*", ranges=True))
+def get_asset(project_id: str, name: str, caller: TenantDep, app: AppDep) -> Response:
+    """The asset's content, typed by its name (a redirect to a presigned URL on S3)."""
+    return send(app.projects.asset_file(caller.tenant_id, project_id, name))
 
 
 @router.delete("/projects/{project_id}/assets/{name:path}", status_code=204)
@@ -100,34 +95,67 @@ def delete_asset(project_id: str, name: str, caller: TenantDep, app: AppDep) -> 
     return Response(status_code=204)
 
 
+@router.get("/projects/{project_id}/renders", response_model=models.JobPage)
+def list_project_renders(
+    project_id: str, caller: TenantDep, app: AppDep,
+    state: Annotated[models.JobStateName | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[str | None, Query(description="``next`` of the previous page")] = None,
+) -> dict[str, Any]:
+    """The project's renders and snapshots, newest first, as ``GET /v1/renders``."""
+    found = app.renders.page(caller.tenant_id, state=state, limit=limit, before=before,
+                             project_id=project_id)
+    return views.page(found, app.settings.public_url)
+
+
+@router.get("/projects/{project_id}/exports", response_model=list[models.Export])
+def list_project_exports(project_id: str, caller: TenantDep,
+                         app: AppDep) -> list[dict[str, Any]]:
+    """The exports of the project's renders, newest first, as ``GET /v1/exports``."""
+    return [views.export(r, app.settings.public_url)
+            for r in app.projects.exports(caller.tenant_id, project_id)]
+
+
 # -- templates -------------------------------------------------------------------------------
 
 
-@router.post("/templates", status_code=201)
-def create_template(body: TemplateIn, caller: TenantDep, app: AppDep) -> dict[str, Any]:
+@router.post("/templates", status_code=201, response_model=models.TemplateSummary)
+def create_template(body: models.TemplateIn, caller: TenantDep, app: AppDep) -> dict[str, Any]:
     """Save a document with variables as a template (its variables are checked now)."""
     row = app.projects.create_template(caller.tenant_id, body.name, body.document,
                                        body.project_id)
-    return {"id": row.id, "name": row.name, "variables": template_variables(row.document)}
+    return views.template_summary(row)
 
 
-@router.get("/templates")
+@router.get("/templates", response_model=list[models.TemplateSummary])
 def list_templates(caller: TenantDep, app: AppDep) -> list[dict[str, Any]]:
-    return [{"id": r.id, "name": r.name, "variables": template_variables(r.document)}
-            for r in app.projects.templates(caller.tenant_id)]
+    return [views.template_summary(r) for r in app.projects.templates(caller.tenant_id)]
 
 
-@router.get("/templates/{template_id}")
+@router.get("/templates/{template_id}", response_model=models.Template)
 def get_template(template_id: str, caller: TenantDep, app: AppDep) -> dict[str, Any]:
-    row = app.projects.template(caller.tenant_id, template_id)
-    scenes = row.document.get("scenes") or []
-    return {"id": row.id, "name": row.name, "project_id": row.project_id,
-            "variables": template_variables(row.document), "scenes": len(scenes),
-            "document": row.document}
+    return views.template(app.projects.template(caller.tenant_id, template_id))
 
 
-@router.post("/templates/{template_id}/renders", status_code=202)
-def render_template(template_id: str, body: TemplateRenderIn, caller: TenantDep,
+@router.put("/templates/{template_id}", response_model=models.Template)
+def update_template(template_id: str, body: models.TemplateUpdate, caller: TenantDep,
+                    app: AppDep) -> dict[str, Any]:
+    """A new name and/or document (its variables are checked as at create); a field left
+    out (or null) stays as it is. The answer is the template as ``GET /v1/templates/{id}``
+    gives it."""
+    return views.template(app.projects.update_template(
+        caller.tenant_id, template_id, name=body.name, document=body.document))
+
+
+@router.delete("/templates/{template_id}", status_code=204)
+def delete_template(template_id: str, caller: TenantDep, app: AppDep) -> Response:
+    """Delete the template; renders made from it stay."""
+    app.projects.delete_template(caller.tenant_id, template_id)
+    return Response(status_code=204)
+
+
+@router.post("/templates/{template_id}/renders", status_code=202, response_model=models.Job)
+def render_template(template_id: str, body: models.TemplateRenderIn, caller: TenantDep,
                     app: AppDep) -> dict[str, Any]:
     view, _ = app.renders.submit(
         caller.tenant_id, template_id=template_id, data=body.data,
@@ -136,8 +164,8 @@ def render_template(template_id: str, body: TemplateRenderIn, caller: TenantDep,
     return job_json(app, view)
 
 
-@router.post("/templates/{template_id}/previews")
-def template_previews(template_id: str, body: TemplateRenderIn, caller: TenantDep,
+@router.post("/templates/{template_id}/previews", response_model=list[models.ScenePreview])
+def template_previews(template_id: str, body: models.TemplateRenderIn, caller: TenantDep,
                       app: AppDep) -> list[dict[str, Any]]:
     """A still of each scene's key frame, filled with ``data``: cached ones at once, the
     others queued as snapshot jobs (fetch them with GET /v1/snapshots/{job_id})."""

@@ -8,57 +8,21 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from framefarm import webhooks
+from framefarm.api import models
 from framefarm.api.deps import AppDep, TenantDep, file_responses, send
 from framefarm.api.errors import TENANT_RESPONSES, ApiError
 from framefarm.application import Application, views
 from framefarm.application.renders import JobView, SnapshotRequest
-from framefarm.document import models
 from framefarm.queue.states import FINISHED_JOB, JobState
 
 router = APIRouter(prefix="/v1", responses=TENANT_RESPONSES)
 
 
-class Body(BaseModel):
-    # Strict: JSON types as the schema says (no "1" for 1, no 0 for false).
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class RenderOptions(Body):
-    quality: models.Quality | None = None
-    size: models.SizePreset | None = None
-    fps: models.Fps | None = None
-    format: Literal["mp4", "webm", "gif"] | None = None
-
-
-class RenderIn(Body):
-    document: dict[str, Any] | None = None
-    project_id: str | None = None
-    template_id: str | None = None
-    data: dict[str, Any] | None = None
-    options: RenderOptions = Field(default_factory=RenderOptions)
-    priority: int = Field(0, ge=-100, le=100)
-    notify_url: str | None = Field(None, max_length=2000)
-    tell_me_when_done: bool = False
-    idempotency_key: str | None = Field(None, max_length=200)
-
-
-class SnapshotIn(Body):
-    document: dict[str, Any] | None = None
-    project_id: str | None = None
-    template_id: str | None = None
-    data: dict[str, Any] | None = None
-    frame: int | None = Field(None, ge=0)
-    at: float | None = Field(None, ge=0)
-    scene: int | None = Field(None, ge=0)
-    format: Literal["png", "jpeg"] = "png"
-    wait: float = Field(30, ge=0, le=120, description="seconds to wait for the frame")
-
-
-class WebhookIn(Body):
+class WebhookIn(models.Body):
     url: str = Field(max_length=2000)
     events: list[webhooks.Event] = Field(default_factory=lambda: list(webhooks.EVENTS),
                                          min_length=1)
@@ -71,9 +35,11 @@ def job_json(app: Application, view: JobView) -> dict[str, Any]:
 # -- renders ---------------------------------------------------------------------------------
 
 
-@router.post("/renders", status_code=202)
+@router.post("/renders", status_code=202, response_model=models.Job,
+             responses={200: {"model": models.Job,
+                              "description": "The job this idempotency key made before."}})
 def submit_render(
-    body: RenderIn, caller: TenantDep, app: AppDep, response: Response,
+    body: models.RenderIn, caller: TenantDep, app: AppDep, response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> dict[str, Any]:
     """Queue a render of an inline document, a project's document, or a template + data."""
@@ -87,40 +53,41 @@ def submit_render(
     return job_json(app, view)
 
 
-@router.get("/renders")
+@router.get("/renders", response_model=models.JobPage)
 def list_renders(
     caller: TenantDep, app: AppDep,
     state: Annotated[JobState | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: Annotated[str | None, Query(description="last id of the previous page")] = None,
+    before: Annotated[str | None, Query(description="``next`` of the previous page")] = None,
 ) -> dict[str, Any]:
+    """The tenant's renders and snapshots, newest first; ``has_more`` says whether another
+    page follows (``next`` is then the ``before`` to ask it with)."""
     found = app.renders.page(caller.tenant_id, state=state, limit=limit, before=before)
-    items = [job_json(app, v) for v in found]
-    return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
+    return views.page(found, app.settings.public_url)
 
 
-@router.get("/renders/{job_id}")
+@router.get("/renders/{job_id}", response_model=models.Job)
 def get_render(job_id: str, caller: TenantDep, app: AppDep) -> dict[str, Any]:
     return job_json(app, app.renders.get(caller.tenant_id, job_id))
 
 
-@router.get("/renders/{job_id}/progress")
+@router.get("/renders/{job_id}/progress", response_model=models.JobProgress)
 def render_progress(job_id: str, caller: TenantDep, app: AppDep) -> dict[str, Any]:
     view = job_json(app, app.renders.get(caller.tenant_id, job_id))
     return {k: view[k] for k in ("id", "state", "step", "percent", "eta_seconds", "frames")}
 
 
-@router.post("/renders/{job_id}/cancel")
+@router.post("/renders/{job_id}/cancel", response_model=models.Job)
 def cancel_render(job_id: str, caller: TenantDep, app: AppDep) -> dict[str, Any]:
     return job_json(app, app.renders.cancel(caller.tenant_id, job_id))
 
 
-@router.post("/renders/{job_id}/retry", status_code=202)
+@router.post("/renders/{job_id}/retry", status_code=202, response_model=models.Job)
 def retry_render(job_id: str, caller: TenantDep, app: AppDep) -> dict[str, Any]:
     return job_json(app, app.renders.retry(caller.tenant_id, job_id))
 
 
-@router.get("/renders/{job_id}/logs")
+@router.get("/renders/{job_id}/logs", response_model=list[models.LogLine])
 def render_logs(
     job_id: str, caller: TenantDep, app: AppDep,
     level: Annotated[Literal["debug", "info", "warning", "error"] | None, Query()] = None,
@@ -185,7 +152,7 @@ _QUEUED: dict[int | str, Any] = {202: {
 
 @router.post("/snapshots", response_model=None,
              responses={**file_responses("image/png", "image/jpeg"), **_QUEUED})
-async def snapshot(body: SnapshotIn, caller: TenantDep, app: AppDep) -> Response:
+async def snapshot(body: models.SnapshotIn, caller: TenantDep, app: AppDep) -> Response:
     """One frame as PNG or JPEG. Frames already rendered come from the cache at once;
     others are rendered by a node (waiting up to ``wait`` seconds, else 202 with a job)."""
     if sum(x is not None for x in (body.frame, body.at, body.scene)) > 1:

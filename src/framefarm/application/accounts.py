@@ -58,6 +58,10 @@ class Accounts:
         with self.db.read() as conn:
             return tenants.authenticate(conn, key)
 
+    def tenant(self, tenant_id: str) -> Tenant:
+        with self.db.read() as conn:
+            return tenants.get(conn, tenant_id)
+
     def list_tenants(self) -> list[Tenant]:
         with self.db.read() as conn:
             return tenants.list_all(conn)

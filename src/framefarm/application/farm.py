@@ -20,7 +20,7 @@ from framefarm.application.context import Context, Download, blob_key, download
 from framefarm.queue.errors import NotFound, StaleLease
 from framefarm.queue.states import JobState, TaskKind, TaskState
 from framefarm.records import Crash, Job, Node, Sample, Task
-from framefarm.repos import jobs, nodes
+from framefarm.repos import jobs, nodes, tenants
 from framefarm.repos.exports import ExportMeta
 from framefarm.storage.local import InvalidUpload
 
@@ -278,6 +278,13 @@ class Farm:
     def queue_overview(self) -> dict[str, int]:
         with self.ctx.db.read() as conn:
             return jobs.state_counts(conn)
+
+    def unfinished_by_tenant(self) -> list[tuple[str, str, int, int | None]]:
+        """Each tenant's queued and running renders: (id, name, count, its limit), in one
+        read transaction (one count per tenant: an admin view of a farm's few tenants)."""
+        with self.ctx.db.read() as conn:
+            return [(t.id, t.name, jobs.count_unfinished(conn, t.id), t.max_concurrent_jobs)
+                    for t in tenants.list_all(conn)]
 
 
 def _claimed(ctx: Context, task: Task, job: Job) -> protocol.ClaimedTask:

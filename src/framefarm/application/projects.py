@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import mimetypes
+import posixpath
 import re
 import time
 from collections.abc import Sequence
@@ -11,10 +13,11 @@ from typing import IO, Any
 import pydantic
 
 from framefarm import errors
-from framefarm.application.context import Context, blob_key
+from framefarm.application.context import Context, Download, blob_key, download
 from framefarm.document import loader, models
-from framefarm.records import Asset, Project, Template
-from framefarm.repos import projects
+from framefarm.queue.errors import Conflict
+from framefarm.records import Asset, Export, Project, Template
+from framefarm.repos import jobs, projects
 
 _NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,120}$")
 
@@ -88,6 +91,29 @@ class Projects:
             return (projects.get(conn, tenant_id, project_id),
                     projects.assets(conn, tenant_id, project_id))
 
+    def rename(self, tenant_id: str, project_id: str, name: str) -> Project:
+        with self.ctx.db.tx() as conn:
+            return projects.rename(conn, tenant_id, project_id, name, now=self.ctx.now())
+
+    def delete(self, tenant_id: str, project_id: str) -> None:
+        """Delete the project with its assets and templates; refused (Conflict) while one of
+        its renders is queued or running. Its finished renders and their exports stay (they
+        are the tenant's history; a render carries its own copy of the document and of the
+        asset list). The asset contents are left to the storage sweeper, which deletes
+        them once no project's asset and no unfinished job uses them."""
+        with self.ctx.db.tx() as conn:
+            projects.get(conn, tenant_id, project_id)
+            busy = jobs.count_unfinished_of_project(conn, tenant_id, project_id)
+            if busy:
+                raise Conflict(
+                    f"project {project_id} has {busy} render{'s' if busy > 1 else ''} queued "
+                    "or running; cancel them or wait until they finish, then delete it")
+            projects.delete(conn, tenant_id, project_id)
+
+    def exports(self, tenant_id: str, project_id: str) -> list[Export]:
+        with self.ctx.db.read() as conn:
+            return projects.exports(conn, tenant_id, project_id)
+
     def put_document(self, tenant_id: str, project_id: str, document: dict[str, Any]) -> None:
         """Store the project's document. Its structure is checked now (templates may stay
         unfilled); its assets are checked when it is rendered."""
@@ -130,6 +156,15 @@ class Projects:
             return {}
         return {a.name: a.sha256 for a in self.assets(tenant_id, project_id)}
 
+    def asset_file(self, tenant_id: str, project_id: str, name: str) -> Download:
+        """The asset's content, typed by its name's suffix (as it was uploaded: the server
+        keeps no content type)."""
+        with self.ctx.db.read() as conn:
+            row = projects.get_asset(conn, tenant_id, project_id, name)
+        media, _ = mimetypes.guess_type(row.name, strict=False)
+        return download(self.ctx, blob_key(row.sha256), media or "application/octet-stream",
+                        posixpath.basename(row.name))
+
     def delete_asset(self, tenant_id: str, project_id: str, name: str) -> None:
         with self.ctx.db.tx() as conn:
             projects.delete_asset(conn, tenant_id, project_id, name)
@@ -146,6 +181,19 @@ class Projects:
         with self.ctx.db.tx() as conn:
             return projects.create_template(conn, tenant_id, name, document, project_id,
                                             now=self.ctx.now())
+
+    def update_template(self, tenant_id: str, template_id: str, *, name: str | None = None,
+                        document: dict[str, Any] | None = None) -> Template:
+        """A new name and/or document (its variables checked as at create)."""
+        if document is not None:
+            template_variables(document)
+        with self.ctx.db.tx() as conn:
+            return projects.update_template(conn, tenant_id, template_id, name=name,
+                                            document=document)
+
+    def delete_template(self, tenant_id: str, template_id: str) -> None:
+        with self.ctx.db.tx() as conn:
+            projects.delete_template(conn, tenant_id, template_id)
 
     def templates(self, tenant_id: str) -> list[Template]:
         with self.ctx.db.read() as conn:

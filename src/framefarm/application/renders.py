@@ -25,7 +25,9 @@ from framefarm.queue import states
 from framefarm.queue.states import TaskKind
 from framefarm.records import Delivery, Export, Job, LogLine
 from framefarm.repos import exports, jobs, nodes
+from framefarm.repos import projects as project_rows
 from framefarm.repos import webhooks as hooks
+from framefarm.speech import resolve as speech
 
 RENDER_OPTIONS = ("quality", "size", "fps", "format")
 
@@ -37,6 +39,19 @@ class JobView:
     job: Job
     summary: states.Summary
     export: Export | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """One page of jobs, and whether another one follows."""
+
+    items: list[JobView]
+    has_more: bool
+
+    @property
+    def next(self) -> str | None:
+        """What to pass as ``before`` for the next page (None: there is none)."""
+        return self.items[-1].job.id if self.has_more and self.items else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +153,7 @@ class Renders:
         assets = self.projects.asset_map(tenant_id, project_id)
         limits = Limits()
         tl = self._validate(filled, assets, options, limits)
+        assets = speech.bundle(tl, assets, self.ctx.storage, blob_key)  # nodes get its audio
         if tl.output.format == "png":
             plan = [TaskPlan(TaskKind.SNAPSHOT, 0, 0, 1)]
             kind = "snapshot"
@@ -171,6 +187,7 @@ class Renders:
         assets = self.projects.asset_map(tenant_id, project_id)
         limits = Limits()
         tl = self._validate(filled, assets, {}, limits)
+        assets = speech.bundle(tl, assets, self.ctx.storage, blob_key)  # nodes get its audio
         try:
             chosen = tl.select_frame(frame=frame, at=at, scene=scene)
         except errors.FrameSelectionError as exc:
@@ -217,10 +234,16 @@ class Renders:
         return self.view(self.job(tenant_id, job_id))
 
     def page(self, tenant_id: str, *, state: str | None = None, limit: int = 50,
-             before: str | None = None) -> list[JobView]:
+             before: str | None = None, project_id: str | None = None) -> Page:
+        """Up to ``limit`` jobs, newest first, after ``before``; only the project's with
+        ``project_id`` (NotFound for another tenant's project). One row more is read to
+        know whether another page exists; a fixed number of queries whatever the limit."""
         with self.ctx.db.read() as conn:
-            rows = jobs.list_for(conn, tenant_id, state=state, limit=limit, before=before)
-        return self.views(rows)
+            if project_id is not None:
+                project_rows.get(conn, tenant_id, project_id)
+            rows = jobs.list_for(conn, tenant_id, state=state, limit=limit + 1, before=before,
+                                 project_id=project_id)
+        return Page(self.views(rows[:limit]), has_more=len(rows) > limit)
 
     def update_times(self, job_ids: Sequence[str]) -> dict[str, Any]:
         with self.ctx.db.read() as conn:

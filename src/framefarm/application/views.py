@@ -6,8 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from framefarm.application.renders import JobView
-from framefarm.records import Export, Node
+from framefarm.application.projects import template_variables
+from framefarm.application.renders import JobView, Page
+from framefarm.records import Asset, Export, Node, Project, Template
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -71,3 +72,35 @@ def node(row: Node, status: str) -> dict[str, Any]:
         "last_error": row.last_error,
         "created_at": iso(row.created_at),
     }
+
+
+def page(found: Page, public_url: str) -> dict[str, Any]:
+    """A page of jobs: ``next`` (the ``before`` of the next page) is None when there is
+    none, and ``has_more`` says whether there is."""
+    return {"items": [job(v, public_url) for v in found.items], "next": found.next,
+            "has_more": found.has_more}
+
+
+def project(row: Project) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "created_at": iso(row.created_at)}
+
+
+def project_detail(row: Project, assets: list[Asset]) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "document": row.document,
+            "assets": [a.name for a in assets], "updated_at": iso(row.updated_at)}
+
+
+def asset(row: Asset) -> dict[str, Any]:
+    return {"name": row.name, "sha256": row.sha256, "size": row.size,
+            "created_at": iso(row.created_at)}
+
+
+def template(row: Template) -> dict[str, Any]:
+    scenes = row.document.get("scenes") or []
+    return {"id": row.id, "name": row.name, "project_id": row.project_id,
+            "variables": template_variables(row.document), "scenes": len(scenes),
+            "document": row.document}
+
+
+def template_summary(row: Template) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "variables": template_variables(row.document)}

@@ -51,12 +51,22 @@ def count_unfinished(conn: Connection, tenant_id: str) -> int:
         t.jobs.c.state.notin_(states.FINISHED_JOB))).scalar_one())
 
 
+def count_unfinished_of_project(conn: Connection, tenant_id: str, project_id: str) -> int:
+    """The project's queued and running jobs (renders and snapshots)."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(t.jobs).where(
+        t.jobs.c.tenant_id == tenant_id, t.jobs.c.project_id == project_id,
+        t.jobs.c.state.notin_(states.FINISHED_JOB))).scalar_one())
+
+
 def list_for(conn: Connection, tenant_id: str, *, state: str | None = None, limit: int = 50,
-             before: str | None = None) -> list[Job]:
-    """Newest first; ``before`` is the last id of the previous page."""
+             before: str | None = None, project_id: str | None = None) -> list[Job]:
+    """Newest first; ``before`` is the last id of the previous page; only the project's
+    jobs with ``project_id``."""
     query = sa.select(t.jobs).where(t.jobs.c.tenant_id == tenant_id)
     if state:
         query = query.where(t.jobs.c.state == state)
+    if project_id is not None:
+        query = query.where(t.jobs.c.project_id == project_id)
     if before:
         anchor = get(conn, before, tenant_id)
         query = query.where(sa.or_(

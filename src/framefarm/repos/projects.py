@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from framefarm.db import schema as t
 from framefarm.db.database import new_id
 from framefarm.queue.errors import NotFound
-from framefarm.records import Asset, Project, Template
+from framefarm.records import Asset, Export, Project, Template
 from framefarm.repos import rows
 
 
@@ -33,6 +33,24 @@ def get(conn: Connection, tenant_id: str, project_id: str) -> Project:
 def list_for(conn: Connection, tenant_id: str) -> list[Project]:
     return rows.every(conn, sa.select(t.projects).where(t.projects.c.tenant_id == tenant_id)
                       .order_by(t.projects.c.created_at), Project)
+
+
+def rename(conn: Connection, tenant_id: str, project_id: str, name: str, *,
+           now: dt.datetime) -> Project:
+    get(conn, tenant_id, project_id)
+    conn.execute(t.projects.update().where(t.projects.c.id == project_id).values(
+        name=name, updated_at=now))
+    return get(conn, tenant_id, project_id)
+
+
+def delete(conn: Connection, tenant_id: str, project_id: str) -> None:
+    """The project, its assets and its templates. Their contents stay in storage until the
+    sweeper finds that nothing points at them any more (``shas_in_use``)."""
+    get(conn, tenant_id, project_id)
+    conn.execute(t.assets.delete().where(t.assets.c.project_id == project_id))
+    conn.execute(t.templates.delete().where(t.templates.c.project_id == project_id,
+                                            t.templates.c.tenant_id == tenant_id))
+    conn.execute(t.projects.delete().where(t.projects.c.id == project_id))
 
 
 def put_document(conn: Connection, tenant_id: str, project_id: str, document: Any, *,
@@ -56,6 +74,13 @@ def assets(conn: Connection, tenant_id: str, project_id: str) -> list[Asset]:
     get(conn, tenant_id, project_id)
     return rows.every(conn, sa.select(t.assets).where(t.assets.c.project_id == project_id)
                       .order_by(t.assets.c.name), Asset)
+
+
+def get_asset(conn: Connection, tenant_id: str, project_id: str, name: str) -> Asset:
+    get(conn, tenant_id, project_id)
+    return rows.one(conn, sa.select(t.assets).where(
+        t.assets.c.project_id == project_id, t.assets.c.name == name), Asset,
+        f"no asset {name!r} in project {project_id}")
 
 
 def delete_asset(conn: Connection, tenant_id: str, project_id: str, name: str) -> None:
@@ -84,6 +109,36 @@ def get_template(conn: Connection, tenant_id: str, template_id: str) -> Template
 def templates(conn: Connection, tenant_id: str) -> list[Template]:
     return rows.every(conn, sa.select(t.templates).where(t.templates.c.tenant_id == tenant_id)
                       .order_by(t.templates.c.created_at), Template)
+
+
+def update_template(conn: Connection, tenant_id: str, template_id: str, *,
+                    name: str | None = None, document: Any = None) -> Template:
+    """A new name and/or document (None leaves it as it is)."""
+    get_template(conn, tenant_id, template_id)
+    values: dict[str, Any] = {}
+    if name is not None:
+        values["name"] = name
+    if document is not None:
+        values["document"] = document
+    if values:
+        conn.execute(t.templates.update().where(t.templates.c.id == template_id)
+                     .values(**values))
+    return get_template(conn, tenant_id, template_id)
+
+
+def delete_template(conn: Connection, tenant_id: str, template_id: str) -> None:
+    get_template(conn, tenant_id, template_id)
+    conn.execute(t.templates.delete().where(t.templates.c.id == template_id))
+
+
+def exports(conn: Connection, tenant_id: str, project_id: str) -> list[Export]:
+    """The exports of the project's renders, newest first (one query, after the check that
+    the project is the tenant's)."""
+    get(conn, tenant_id, project_id)
+    return rows.every(conn, sa.select(t.exports).join(t.jobs, t.jobs.c.id == t.exports.c.job_id)
+                      .where(t.exports.c.tenant_id == tenant_id,
+                             t.jobs.c.project_id == project_id)
+                      .order_by(t.exports.c.created_at.desc(), t.exports.c.id.desc()), Export)
 
 
 def shas_in_use(conn: Connection, shas: Sequence[str]) -> set[str]:

@@ -38,6 +38,11 @@ def create(conn: Connection, name: str, *, now: dt.datetime,
     return tenant_id
 
 
+def get(conn: Connection, tenant_id: str) -> Tenant:
+    return rows.one(conn, sa.select(t.tenants).where(t.tenants.c.id == tenant_id), Tenant,
+                    f"no tenant {tenant_id}")
+
+
 def exists(conn: Connection, tenant_id: str) -> bool:
     return conn.execute(sa.select(t.tenants.c.id).where(t.tenants.c.id == tenant_id)
                         ).first() is not None

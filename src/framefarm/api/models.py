@@ -1,0 +1,254 @@
+"""The API's vocabulary: the bodies it takes and the answers it gives, as pydantic models.
+
+Shared by the routes (``api/``) and the Python client (:mod:`framefarm.client`), so it
+imports pydantic and the document's named choices only: no FastAPI, no Starlette, nothing
+of the service. Request bodies are strict (JSON types as the schema says, unknown fields
+refused); answers take what the server sends and ignore fields a newer server adds.
+
+Times in answers are aware datetimes, written back exactly as the server formats them
+(``datetime.isoformat()``), so a route's JSON is the same with or without its model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+from framefarm.document import choices
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+class Body(BaseModel):
+    # Strict: JSON types as the schema says (no "1" for 1, no 0 for false).
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ProjectIn(Body):
+    """``POST /v1/projects`` and ``PATCH /v1/projects/{id}``."""
+
+    name: str = Field(min_length=1, max_length=200)
+
+
+class TemplateIn(Body):
+    name: str = Field(min_length=1, max_length=200)
+    document: dict[str, Any]
+    project_id: str | None = None
+
+
+class TemplateUpdate(Body):
+    """``PUT /v1/templates/{id}``: a new name, a new document, or both (a field left out
+    or null stays as it is)."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    document: dict[str, Any] | None = None
+
+
+class RenderOptions(Body):
+    quality: choices.Quality | None = None
+    size: choices.SizePreset | None = None
+    fps: choices.Fps | None = None
+    format: Literal["mp4", "webm", "gif"] | None = None
+
+
+class TemplateRenderIn(Body):
+    data: dict[str, Any] = Field(default_factory=dict)
+    options: RenderOptions = Field(default_factory=RenderOptions)
+    priority: int = Field(0, ge=-100, le=100)
+    notify_url: str | None = None
+    idempotency_key: str | None = None
+
+
+class RenderIn(Body):
+    document: dict[str, Any] | None = None
+    project_id: str | None = None
+    template_id: str | None = None
+    data: dict[str, Any] | None = None
+    options: RenderOptions = Field(default_factory=RenderOptions)
+    priority: int = Field(0, ge=-100, le=100)
+    notify_url: str | None = Field(None, max_length=2000)
+    idempotency_key: str | None = Field(None, max_length=200)
+
+
+class SnapshotIn(Body):
+    document: dict[str, Any] | None = None
+    project_id: str | None = None
+    template_id: str | None = None
+    data: dict[str, Any] | None = None
+    frame: int | None = Field(None, ge=0)
+    at: float | None = Field(None, ge=0)
+    scene: int | None = Field(None, ge=0)
+    format: Literal["png", "jpeg"] = "png"
+    wait: float = Field(30, ge=0, le=120, description="seconds to wait for the frame")
+
+
+class ExtendIn(Body):
+    days: float = Field(gt=0, le=365)
+
+
+# -- answers ----------------------------------------------------------------------------------
+
+
+class Answer(BaseModel):
+    # Lax (ISO strings become datetimes), and tolerant of fields a newer server adds.
+    model_config = ConfigDict(extra="ignore")
+
+
+Time = Annotated[dt.datetime, PlainSerializer(lambda v: v.isoformat(), return_type=str,
+                                              when_used="json")]
+JobStateName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FINISHED: tuple[JobStateName, ...] = ("succeeded", "failed", "cancelled")
+
+
+class ErrorDetail(Answer):
+    code: str = Field(description="stable, machine-readable: not_found, too_large, ...")
+    message: str = Field(description="for a person")
+    details: Any = Field(None, description="more, by code: e.g. the JSON paths at fault")
+
+
+class ErrorBody(Answer):
+    """Every error answer of the API."""
+
+    error: ErrorDetail
+
+
+class Me(Answer):
+    """``GET /v1/me``: whom the API key belongs to."""
+
+    tenant_id: str
+    tenant: str = Field(description="the tenant's name")
+    admin: bool = Field(description="whether this key may call /v1/admin")
+
+
+class Project(Answer):
+    id: str
+    name: str
+    created_at: Time
+
+
+class ProjectDetail(Answer):
+    id: str
+    name: str
+    document: dict[str, Any] | None
+    assets: list[str] = Field(description="the names of its assets")
+    updated_at: Time
+
+
+class DocumentStored(Answer):
+    id: str
+    ok: bool
+
+
+class UploadedAsset(Answer):
+    name: str
+    sha256: str
+    size: int
+
+
+class Asset(Answer):
+    name: str
+    sha256: str
+    size: int
+    created_at: Time
+
+
+class TemplateSummary(Answer):
+    id: str
+    name: str
+    variables: dict[str, dict[str, Any]]
+
+
+class Template(Answer):
+    id: str
+    name: str
+    project_id: str | None
+    variables: dict[str, dict[str, Any]]
+    scenes: int
+    document: dict[str, Any]
+
+
+class ScenePreview(Answer):
+    scene: int
+    frame: int
+    job_id: str | None
+    cached: bool
+
+
+class Export(Answer):
+    id: str
+    job_id: str
+    size: int
+    duration: float
+    width: int
+    height: int
+    codec: str
+    format: str
+    created_at: Time
+    expires_at: Time
+    file_url: str
+
+
+class Frames(Answer):
+    done: int
+    total: int
+
+
+class Job(Answer):
+    """A render (or snapshot) job, its progress and its export."""
+
+    id: str
+    kind: Literal["render", "snapshot"]
+    state: JobStateName
+    step: str
+    percent: float
+    eta_seconds: float | None
+    frames: Frames
+    priority: int
+    attempt: int
+    retry_of: str | None
+    project_id: str | None
+    options: dict[str, Any]
+    error: str | None
+    failed_step: str | None
+    preview_url: str | None
+    export: Export | None
+    created_at: Time
+    started_at: Time | None
+    finished_at: Time | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+
+class JobPage(Answer):
+    """One page of a list, newest first."""
+
+    items: list[Job]
+    next: str | None = Field(description="pass as ``before`` for the next page; null when "
+                             "there is none")
+    has_more: bool = Field(description="whether another page exists")
+
+
+class JobProgress(Answer):
+    id: str
+    state: JobStateName
+    step: str
+    percent: float
+    eta_seconds: float | None
+    frames: Frames
+
+
+class LogLine(Answer):
+    at: Time
+    level: str
+    message: str
+    task_id: str | None
+    node_id: str | None
+
+
+class Link(Answer):
+    url: str
+    expires_at: int = Field(description="Unix time")
