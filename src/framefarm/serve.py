@@ -62,7 +62,10 @@ def serve(settings: Settings, *, host: str, port: int, workers: int | None,
                       f"[/]\n{key}")
         studio.seed_example(app, tenant_id)  # a template to fill and render at once
     api = create_app(settings, app)
-    server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning"))
+    # Live event streams never end by themselves: a shutdown waits this long for them,
+    # then closes them (their clients reconnect to another process or after the restart).
+    server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning",
+                                           timeout_graceful_shutdown=5))
     count = engine.cores() if workers is None else workers
     local = f"http://127.0.0.1:{port}"
     nodes: list[subprocess.Popen[bytes]] = []

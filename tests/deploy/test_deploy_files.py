@@ -11,7 +11,10 @@ container: docs/deployment.md says what was and was not run.
 
 from __future__ import annotations
 
+import argparse
 import ast
+import contextlib
+import datetime as dt
 import fnmatch
 import importlib.metadata
 import json
@@ -26,23 +29,30 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import sqlalchemy as sa
 import typer.main
 import yaml
 from packaging.requirements import Requirement
 
 from framefarm import cli
+from framefarm.db import migrate, schema
 from framefarm.limits import Limits
+from framefarm.queue.states import TaskState
 from framefarm.settings import Settings
+from framefarm.worker import health
+from support.database import fresh_database, require_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE = ROOT / "docker-compose.yml"
+OFFLINE = ROOT / "docker-compose.offline.yml"
 K8S = ROOT / "deploy" / "k8s"
+KEDA = ROOT / "deploy" / "keda"
 SRC = ROOT / "src" / "framefarm"
 
 YAML_FILES = sorted({*ROOT.joinpath("deploy").rglob("*.yaml"),
-                     *ROOT.joinpath("deploy").rglob("*.yml"), COMPOSE})
+                     *ROOT.joinpath("deploy").rglob("*.yml"), COMPOSE, OFFLINE})
 # Files that set variables or run commands: the ones whose names must be real.
 DEPLOY_FILES = [DOCKERFILE, *YAML_FILES]
 
@@ -89,6 +99,18 @@ def final_stage() -> list[tuple[str, str]]:
     steps = dockerfile()
     start = max(i for i, (word, _) in enumerate(steps) if word == "FROM")
     return steps[start:]
+
+
+def build_args() -> dict[str, str]:
+    """The Dockerfile's global ARGs (before the first FROM) and their defaults."""
+    found: dict[str, str] = {}
+    for word, args in dockerfile():
+        if word == "FROM":
+            break
+        if word == "ARG":
+            name, _, default = args.partition("=")
+            found[name] = default.strip('"')
+    return found
 
 
 def image_argv() -> tuple[list[str], list[str]]:
@@ -138,8 +160,9 @@ def kustomization() -> dict[str, Any]:
 
 
 def k8s_docs(*, optional: bool = True) -> list[dict[str, Any]]:
-    """Every manifest in deploy/k8s (the optional/ folder too, unless told not to)."""
-    paths = sorted(K8S.rglob("*.yaml"))
+    """Every manifest in deploy/k8s (the optional/ folder and the KEDA overlay in
+    deploy/keda too, unless told not to)."""
+    paths = sorted(K8S.rglob("*.yaml")) + (sorted(KEDA.rglob("*.yaml")) if optional else [])
     docs = []
     for path in paths:
         if path.name == "kustomization.yaml" or (not optional and path.parent != K8S):
@@ -396,7 +419,13 @@ def test_dockerfile() -> None:
     stage = final_stage()
     words = [word for word, _ in stage]
     runtime = {word: [a for w, a in stage if w == word] for word in words}
-    assert runtime["FROM"] == ["python:3.11-slim"]
+    # Real users build on the public Python image; machines without a registry pass a
+    # local base (scripts/deploy/base-image). Every stage starts from the same base.
+    assert build_args()["BASE"] == "python:3.11-slim"
+    assert runtime["FROM"] == ["${BASE} AS runtime"]
+    assert [a.split()[0] for a in instruction("FROM")] == ["${BASE}", "${BASE}"]
+    assert "syntax=" not in DOCKERFILE.read_text(encoding="utf-8").split("\n")[0], \
+        "a syntax line makes BuildKit fetch its frontend from a registry"
     assert any("libfribidi0" in run and "apt-get install" in run for run in runtime["RUN"])
     assert runtime["USER"][-1].split(":")[0] not in ("root", "0")
     assert runtime["EXPOSE"] == ["8700"]
@@ -407,7 +436,10 @@ def test_dockerfile() -> None:
     assert installs, "no pip install"
     for run in installs:
         assert re.search(r"pip install \.(\s|$)", run), f"install the package alone: {run}"
-        assert "[" not in run and "-e " not in run, f"no extras, no editable install: {run}"
+        assert not re.search(r"pip install [^&]*(\.\[|-e )", run), \
+            f"no extras, no editable install: {run}"
+    # Nothing the image runs is left to pip's own CA bundle or to a registry name.
+    assert "PIP_CERT=/etc/ssl/certs/ca-certificates.crt" in " ".join(instruction("ENV"))
 
 
 def test_dockerignore_keeps_what_the_build_copies() -> None:
@@ -664,3 +696,219 @@ def test_k8s_optional_autoscaler_targets_the_nodes() -> None:
     for hpa in hpas:
         target = hpa["spec"]["scaleTargetRef"]
         assert (target["kind"], target["name"]) == ("Deployment", "framefarm-node")
+
+
+# -- render nodes report readiness through their work folder -------------------------------------
+
+def _health_args(argv: list[str]) -> argparse.Namespace:
+    """Parse a node health command with the real module's parser."""
+    assert argv[:3] == ["python", "-m", "framefarm.worker.health"], argv
+    parser = health_parser()
+    return parser.parse_args(argv[3:])
+
+
+def health_parser() -> argparse.ArgumentParser:
+    captured: list[argparse.ArgumentParser] = []
+    original = argparse.ArgumentParser.parse_args
+
+    def capture(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> Any:
+        captured.append(self)
+        raise SystemExit(0)
+
+    argparse.ArgumentParser.parse_args = capture  # type: ignore[method-assign]
+    try:
+        with contextlib.suppress(SystemExit):
+            health.main([])
+    finally:
+        argparse.ArgumentParser.parse_args = original  # type: ignore[method-assign]
+    return captured[0]
+
+
+def test_compose_nodes_are_checked_by_their_state_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    services = compose()["services"]
+    node = services["node"]
+    [invocation] = [i for i in invocations() if i.where == "compose node"]
+    _, params = parse(invocation, monkeypatch)
+    test = node["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    args = _health_args(test[1:])
+    assert args.workdir == params["workdir"] and not args.drain and not args.live
+    assert "disable" not in node["healthcheck"]
+
+
+def test_k8s_nodes_probe_and_drain_through_their_state_file(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    [(deployment, container)] = _by_args("worker")
+    [invocation] = [i for i in invocations() if i.where.endswith("framefarm-node/node")]
+    _, params = parse(invocation, monkeypatch)
+    ready = _health_args(container["readinessProbe"]["exec"]["command"])
+    live = _health_args(container["livenessProbe"]["exec"]["command"])
+    hook = _health_args(container["lifecycle"]["preStop"]["exec"]["command"])
+    for args in (ready, live, hook):
+        assert args.workdir == params["workdir"]
+    assert not ready.live and not ready.drain
+    assert live.live and live.max_age >= 120  # a long upload is not a hang
+    assert hook.drain and hook.wait > 0
+    grace = pod_spec(deployment)["terminationGracePeriodSeconds"]
+    # The hook's wait and the SIGTERM after it both fit in the grace period.
+    assert hook.wait + 20 <= grace, (hook.wait, grace)
+
+
+# -- Kubernetes: what an operator needs to scale with the queue ---------------------------------
+
+def test_the_api_has_a_disruption_budget() -> None:
+    [(deployment, _)] = _by_args("serve")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    [pdb] = k8s_kind("PodDisruptionBudget")
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert pdb["spec"]["minAvailable"] >= 1
+    assert "api-pdb.yaml" in kustomization()["resources"]
+
+
+def _keda_kustomization() -> dict[str, Any]:
+    [doc] = load_all(KEDA / "kustomization.yaml")
+    assert isinstance(doc, dict)
+    return doc
+
+
+def test_keda_scales_the_node_deployment_on_the_queue() -> None:
+    [scaled] = k8s_kind("ScaledObject")
+    [(deployment, _)] = _by_args("worker")
+    target = scaled["spec"]["scaleTargetRef"]
+    assert (target.get("kind", "Deployment"), target["name"]) == (
+        "Deployment", deployment["metadata"]["name"])
+    assert scaled["spec"]["minReplicaCount"] == 0  # scale to zero (documented in the file)
+    assert scaled["spec"]["maxReplicaCount"] >= 1
+    # Scale-down waits longer than a node's drain is allowed to take.
+    assert scaled["spec"]["cooldownPeriod"] >= pod_spec(deployment)[
+        "terminationGracePeriodSeconds"]
+    [trigger] = scaled["spec"]["triggers"]
+    assert trigger["type"] == "postgresql"
+    assert "FROM tasks" in trigger["metadata"]["query"]
+    assert int(trigger["metadata"]["targetQueryValue"]) >= 1
+    [auth] = [a for a in k8s_kind("TriggerAuthentication")
+              if a["metadata"]["name"] == trigger["authenticationRef"]["name"]]
+    secrets = {(d["metadata"]["name"]): d.get("stringData", {}) for d in k8s_kind("Secret")}
+    for ref in auth["spec"]["secretTargetRef"]:
+        assert ref["key"] in secrets[ref["name"]], ref
+        assert secrets[ref["name"]][ref["key"]].startswith("postgresql://"), \
+            "KEDA takes a libpq URL, not SQLAlchemy's postgresql+psycopg://"
+
+
+def test_the_keda_overlay_builds_on_the_base_and_frees_the_replica_count() -> None:
+    kust = _keda_kustomization()
+    assert "../k8s" in kust["resources"]
+    for name in kust["resources"]:
+        assert (KEDA / name).exists(), name
+    listed = {name for name in kust["resources"] if name != "../k8s"}
+    assert listed == {p.name for p in KEDA.glob("*.yaml") if p.name != "kustomization.yaml"}
+    [patch] = kust["patches"]
+    assert patch["target"]["name"] == "framefarm-node"
+    assert yaml.safe_load(patch["patch"]) == [{"op": "remove", "path": "/spec/replicas"}]
+
+
+def test_the_keda_query_runs_on_the_migrated_schema() -> None:
+    """The trigger's SQL against a real PostgreSQL at the newest schema: it names real
+    columns and states, and counts a claimable task, a running one, and nothing else."""
+    [scaled] = k8s_kind("ScaledObject")
+    query = scaled["spec"]["triggers"][0]["metadata"]["query"]
+    states = set(re.findall(r"state = '(\w+)'", query))
+    assert states <= {s.value for s in TaskState}, states
+    with fresh_database("keda", require_postgres()) as url:
+        migrate.upgrade(url)
+        engine = sa.create_engine(url)
+        try:
+            with engine.begin() as conn:
+                assert conn.execute(sa.text(query)).scalar_one() == 0
+                _tasks_in(conn, ["queued", "running", "waiting", "succeeded", "failed"])
+                # Claimable (queued, due) and running: 2; a queued task still backing off
+                # after a failure is not claimable yet.
+                assert conn.execute(sa.text(query)).scalar_one() == 2
+                conn.execute(sa.text("UPDATE tasks SET not_before = now() + interval '1 hour'"
+                                     " WHERE state = 'queued'"))
+                assert conn.execute(sa.text(query)).scalar_one() == 1
+        finally:
+            engine.dispose()
+
+
+def _tasks_in(conn: sa.Connection, states: list[str]) -> None:
+    """A job with one task in each of these states, every required column filled."""
+    now = dt.datetime.now(dt.UTC)
+    conn.execute(schema.tenants.insert().values(id="ten_keda", name="keda", created_at=now))
+    job_columns = {c.name for c in schema.jobs.c}
+    job: dict[str, Any] = {"id": "job_keda", "tenant_id": "ten_keda"}
+    for column in schema.jobs.c:
+        if column.name in job or column.nullable or column.default is not None \
+                or column.server_default is not None:
+            continue
+        job[column.name] = _value_for(column, now)
+    assert job_columns >= set(job)
+    conn.execute(schema.jobs.insert().values(**job))
+    for i, state in enumerate(states):
+        task: dict[str, Any] = {"id": f"tsk_keda{i}", "job_id": "job_keda",
+                                "tenant_id": "ten_keda", "idx": i, "state": state,
+                                "not_before": now - dt.timedelta(seconds=1)}
+        for column in schema.tasks.c:
+            if column.name in task or column.nullable or column.default is not None \
+                    or column.server_default is not None:
+                continue
+            task[column.name] = _value_for(column, now)
+        conn.execute(schema.tasks.insert().values(**task))
+
+
+def _value_for(column: sa.Column[Any], now: dt.datetime) -> Any:
+    kind = column.type
+    if isinstance(kind, schema.UtcDateTime):
+        return now
+    if isinstance(kind, sa.Integer):
+        return 0
+    if isinstance(kind, sa.Boolean):
+        return False
+    if isinstance(kind, sa.JSON):
+        return {}
+    return "x"
+
+
+def test_the_resource_quota_fits_the_farm_at_its_largest() -> None:
+    [quota] = k8s_kind("ResourceQuota")
+    [scaled] = k8s_kind("ScaledObject")
+    most = scaled["spec"]["maxReplicaCount"]
+    [(_, node_container)] = _by_args("worker")
+    [(_, api_container)] = _by_args("serve")
+    hard = quota["spec"]["hard"]
+
+    def total(part: str, what: str) -> float:
+        nodes = _quantity(node_container["resources"][part][what]) * most
+        return nodes + _quantity(api_container["resources"][part][what])
+
+    for part in ("requests", "limits"):
+        for what in ("cpu", "memory"):
+            assert _quantity(hard[f"{part}.{what}"]) >= total(part, what), (part, what)
+    assert int(hard["pods"]) >= most + 2
+
+
+def _quantity(text: str | int) -> float:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "m": 1e-3}
+    match = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", str(text))
+    assert match, text
+    return float(match[1]) * units.get(match[2], 1)
+
+
+def test_the_one_shot_render_job() -> None:
+    [(job, container)] = _by_args("render")
+    assert job["kind"] == "Job" and job["metadata"]["name"] == "framefarm-render"
+    spec = job["spec"]
+    assert pod_spec(job)["restartPolicy"] == "Never"
+    assert spec["activeDeadlineSeconds"] > 0 and spec["ttlSecondsAfterFinished"] > 0
+    # An invalid document (exit 2) is not worth a retry.
+    [rule] = spec["podFailurePolicy"]["rules"]
+    assert rule["action"] == "FailJob" and rule["onExitCodes"]["values"] == [2]
+    args = container["args"]
+    document = args[1]
+    output = args[args.index("-o") + 1]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert str(Path(document).parent) in mounts and mounts[str(Path(document).parent)].get(
+        "readOnly")
+    assert str(Path(output).parent) in mounts and not mounts[str(Path(output).parent)].get(
+        "readOnly")
+    assert not SERVER_ONLY & set(k8s_container_env(container))

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import os
+import secrets
 import shutil
 import socket
 import threading
@@ -51,6 +52,7 @@ from framefarm.worker.failures import is_permanent
 from framefarm.worker.output import chunks, describe, put
 from framefarm.worker.progress import Progress, capabilities, machine_sample
 from framefarm.worker.retry import ServerUnavailable, TryAgain, retrying
+from framefarm.worker.status import StatusFile
 
 __all__ = ["Agent", "LeaseLost", "ServerUnavailable", "Stalled", "capabilities",
            "machine_sample"]
@@ -80,7 +82,9 @@ class Agent:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.server = server.rstrip("/")
         self.enrolment_token = enrolment_token
-        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        # Containers on one host share its name and often their pid: a random suffix
+        # tells their nodes apart in the admin's list.
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
         self.workdir = (workdir or Path.cwd() / "framefarm-node").resolve()
         self.poll_seconds = poll_seconds
         self.client = client or httpx.Client(base_url=self.server, timeout=60.0)
@@ -95,6 +99,9 @@ class Agent:
         # A node started by `framefarm serve` stops when serve is gone (even SIGKILLed).
         self.parent_pid = parent_pid
         self.stopping = threading.Event()
+        # What the container's health check reads: ready, draining, drained (see status.py).
+        self.status = StatusFile(self.workdir)
+        self.holding = False  # drained at a preStop hook's request: idle until stopped
         # Injectable so tests can run the retry policy and stall timer without waiting.
         self.sleep = sleep
         self.clock = clock
@@ -160,19 +167,34 @@ class Agent:
     # -- the loop -----------------------------------------------------------------------------
 
     def run(self) -> None:
-        if not self.node_id:
-            self.register()
-        while not self.stopping.is_set():
-            if self.parent_pid is not None and os.getppid() != self.parent_pid:
-                log.warning("the process that started this node has gone; stopping")
-                break
-            try:
-                worked = self.run_one()
-            except httpx.HTTPError as exc:
-                log.warning("server unreachable: %s", exc)
-                worked = False
-            if not worked:
-                self.stopping.wait(self.poll_seconds)
+        self.status.clear_request()
+        self.status.write()
+        try:
+            if not self.node_id:
+                self.register()
+            self.status.registered, self.status.node_id = True, self.node_id
+            self.status.write()
+            while not self.stopping.is_set():
+                if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                    log.warning("the process that started this node has gone; stopping")
+                    break
+                if self.status.drain_requested() and not self.holding:
+                    self.hold()
+                if self.holding:
+                    self.status.beat()
+                    self.stopping.wait(self.poll_seconds)
+                    continue
+                try:
+                    worked = self.run_one()
+                except httpx.HTTPError as exc:
+                    log.warning("server unreachable: %s", exc)
+                    worked = False
+                self.status.beat()
+                if not worked:
+                    self.stopping.wait(self.poll_seconds)
+        finally:
+            self.status.stopped = True
+            self.status.write()
         log.info("stopped")
 
     def drain(self) -> None:
@@ -182,11 +204,28 @@ class Agent:
             return
         self.stopping.set()
         log.info("draining: finishing the current task, then stopping")
-        if self.node_id:  # not from here: this may run in a signal handler
-            self._announcer = threading.Thread(target=self._announce_drain, daemon=True)
-            self._announcer.start()
+        # Not from here: this may run in a signal handler, and the status file and the
+        # server's answer both take a lock or a while.
+        self._announcer = threading.Thread(target=self._announce_drain,
+                                           args=(not self.holding,), daemon=True)
+        self._announcer.start()
 
-    def _announce_drain(self) -> None:
+    def hold(self) -> None:
+        """Drain without stopping (a preStop hook asked): finish the task in hand, claim
+        nothing more, stay idle until told to stop; the stop then has nothing to finish."""
+        if self.holding or self.stopping.is_set():
+            return
+        self.holding = True
+        log.info("drain requested: finishing the current task, then idling until stopped")
+        self._announce_drain(True)
+
+    def _announce_drain(self, tell_server: bool) -> None:
+        """Not ready from now on (the health check says so), and the server offers this
+        node no more work."""
+        self.status.draining = True
+        self.status.write()
+        if not (tell_server and self.node_id):
+            return
         try:
             self._call(DrainResponse, "POST", "/internal/nodes/drain", patience=0)
         except (httpx.HTTPError, pydantic.ValidationError) as exc:
@@ -223,6 +262,8 @@ class Agent:
                                 daemon=True)
         folder = self.workdir / "tasks" / task.task_id
         folder.mkdir(parents=True, exist_ok=True)
+        self.status.task = task.task_id
+        self.status.write()
         beat.start()
         try:
             output, ext = self._execute(task, folder, cancel, progress)
@@ -254,6 +295,8 @@ class Agent:
             cancel.set()
             beat.join(timeout=10)
             shutil.rmtree(folder, ignore_errors=True)
+            self.status.task = None
+            self.status.write()
 
     def _complete(self, task: ClaimedTask, body: CompleteRequest) -> CompleteResponse:
         return self._call(CompleteResponse, "POST", f"/internal/tasks/{task.task_id}/complete",
@@ -304,6 +347,9 @@ class Agent:
         """Extend the lease while the task runs; stop the render when told to, or when it
         has made no progress for ``hang_seconds``."""
         while not cancel.wait(self.heartbeat_seconds):
+            self.status.beat()  # alive while the main thread renders
+            if self.status.drain_requested():
+                self.hold()
             if progress.idle_seconds() > self.hang_seconds:
                 progress.stalled = True
                 cancel.set()
