@@ -45,6 +45,11 @@ out = Console()
 DocArg = Annotated[Path, typer.Argument(help="the video document (JSON)", show_default=False)]
 DataOpt = Annotated[Path | None, typer.Option("--data", help="JSON values for the template's "
                                               "variables")]
+# A Remotion project (a folder with package.json) in place of the document: cli_remotion.py.
+CompositionOpt = Annotated[str | None, typer.Option(
+    "--composition", help="a Remotion project's composition to render (its id)")]
+PropsOpt = Annotated[str | None, typer.Option(
+    "--props", help="a Remotion composition's input props as JSON (or --data FILE)")]
 
 
 def _data(path: Path | None) -> dict[str, Any] | None:
@@ -127,17 +132,29 @@ def render(
     chunks: Annotated[int | None, typer.Option(help="render N frame ranges in parallel, then "
                                                "join them")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    captions: Annotated[Path | None, typer.Option(
+        "--captions", help="also write the captions made from spoken voice-overs to this "
+        ".srt or .vtt file")] = None,
+    composition: CompositionOpt = None,
+    props: PropsOpt = None,
 ) -> None:
-    """Render a document to a video file.
+    """Render a document (or a Remotion project's composition) to a video file.
 
     Example: framefarm render examples/slideshow.json -o slideshow.mp4 --quality medium
     """
-    from framefarm import engine
+    from framefarm import cli_remotion, engine
 
+    if cli_remotion.is_project(document):
+        return cli_remotion.render(
+            document, output, composition=composition, props_text=props, data=data,
+            quality=quality, size=size, fps=fps, format=format, frames=frames, chunks=chunks,
+            quiet=quiet, captions=captions)
     cancel = threading.Event()
     try:
         with _terminate_like_interrupt():
             engine.check_output(output)
+            if captions is not None:
+                engine.check_captions_output(captions)
             tl = engine.load_timeline(
                 document, data=_data(data), quality=quality, size=size, fps=fps,
                 format=engine.output_format(output, format), chunks=chunks)
@@ -154,7 +171,7 @@ def render(
                                completed=p.frames_done, speed=f"{p.fps:5.1f} fps")
 
                 result = engine.render(tl, output, frames=_frames(frames), on_progress=show,
-                                       cancel=cancel)
+                                       cancel=cancel, captions=captions)
     except KeyboardInterrupt as exc:
         cancel.set()
         err.print("[yellow]cancelled[/]; no output was written")
@@ -164,6 +181,8 @@ def render(
     out.print(f"[green]wrote[/] {result.output}  {result.width}x{result.height} "
               f"{result.fps} fps  {result.duration:.2f} s  {result.frames} frames  "
               f"in {result.elapsed:.1f} s")
+    if captions is not None:
+        out.print(f"[green]wrote[/] {captions}  {result.captions} caption(s)")
 
 
 @app.command()
@@ -176,16 +195,22 @@ def snapshot(
     = None,
     size: Annotated[choices.SizePreset | None, typer.Option()] = None,
     data: DataOpt = None,
+    composition: CompositionOpt = None,
+    props: PropsOpt = None,
 ) -> None:
     """Render one frame to an image, without rendering what comes before it.
 
     Example: framefarm snapshot examples/slideshow.json --at 3.5 -o frame.png
     """
-    from framefarm import engine
+    from framefarm import cli_remotion, engine
 
     if sum(x is not None for x in (at, frame, scene)) > 1:
         err.print("[bold red]invalid:[/] give only one of --at, --frame, --scene")
         raise typer.Exit(2)
+    if cli_remotion.is_project(document):
+        return cli_remotion.snapshot(document, output, composition=composition,
+                                     props_text=props, data=data, frame=frame, at=at,
+                                     scene=scene, size=size)
     try:
         with _terminate_like_interrupt():
             n = engine.snapshot(document, output, frame=frame, at=at, scene=scene,
@@ -196,6 +221,21 @@ def snapshot(
     except Exception as exc:
         raise _fail(exc) from None
     out.print(f"[green]wrote[/] {output} (frame {n})")
+
+
+@app.command()
+def compositions(
+    project: Annotated[Path, typer.Argument(help="a Remotion project (a folder with "
+                                            "package.json)", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="print them as JSON")] = False,
+) -> None:
+    """List a Remotion project's compositions: id, size, fps, frames, default props.
+
+    Example: framefarm compositions examples/remotion-card
+    """
+    from framefarm import cli_remotion
+
+    cli_remotion.compositions(project, as_json=as_json)
 
 
 @app.command()
@@ -271,7 +311,8 @@ def worker(
     server: Annotated[str, typer.Option(help="the API's base URL")],
     token: Annotated[str, typer.Option(help="the enrolment token (FRAMEFARM_ENROLMENT_TOKEN "
                                        "of the server)", envvar="FRAMEFARM_ENROLMENT_TOKEN")],
-    name: Annotated[str | None, typer.Option(help="node name (default: host-pid)")] = None,
+    name: Annotated[str | None, typer.Option(help="node name (default: host-pid-random)",
+                                            envvar="FRAMEFARM_NODE_NAME")] = None,
     workdir: Annotated[Path | None, typer.Option(help="cache and scratch folder")] = None,
     patience: Annotated[float, typer.Option(help="seconds to keep retrying reports while "
                                             "the server is unreachable")] = 300.0,
@@ -437,6 +478,153 @@ def revoke_key(
     with _accounts(data_dir) as accounts:
         key = accounts.revoke_key(key_id)
     out.print(f"revoked {key.id} of tenant {key.tenant_id}", soft_wrap=True)
+
+
+# -- the render service, remotely --------------------------------------------------------------
+
+
+def _progress_bar(quiet: bool) -> Progress:
+    """The bar ``render`` shows (step, bar, percent, frames, speed, elapsed, eta), for the
+    commands that follow a remote render."""
+    return Progress(
+        TextColumn("[bold]{task.description:<9}"), BarColumn(), TaskProgressColumn(),
+        MofNCompleteColumn(), TextColumn("frames  {task.fields[speed]}"),
+        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        console=err, disable=quiet, transient=False)
+
+
+def _asset_name(src: str) -> str:
+    """The name an asset is uploaded under: its ``src`` as the document gives it, with
+    ``.`` parts and doubled slashes dropped (the server names assets the same way), so
+    the server finds it where the document says."""
+    return "/".join(p for p in src.replace("\\", "/").split("/") if p not in ("", "."))
+
+
+def _remote_failure(exc: BaseException) -> typer.Exit:
+    """A refusal of the service, worded like the local errors: 422 is invalid (exit 2),
+    anything else failed (exit 1)."""
+    from framefarm import client
+
+    if isinstance(exc, client.Invalid):
+        problems = [p if isinstance(p, str) else f"{p.get('path')}: {p.get('message')}"
+                    for p in exc.details if isinstance(p, str | dict)] \
+            if isinstance(exc.details, list) else []
+        return _fail(errors.DocumentError(exc.message, problems))
+    if isinstance(exc, client.ApiError):
+        return _fail(errors.RenderError(f"the server refused ({exc.status} {exc.code}): "
+                                        f"{exc.message}"))
+    return _fail(errors.RenderError(str(exc)))
+
+
+@app.command()
+def submit(
+    document: DocArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="the video file to write")],
+    server: Annotated[str, typer.Option(help="the render service's base URL",
+                                        envvar="FRAMEFARM_SERVER")],
+    key: Annotated[str, typer.Option(help="an API key of the service (better: the "
+                                     "FRAMEFARM_API_KEY variable)", envvar="FRAMEFARM_API_KEY")],
+    data: DataOpt = None,
+    quality: Annotated[choices.Quality | None, typer.Option(help="quality preset")] = None,
+    size: Annotated[choices.SizePreset | None, typer.Option(help="size preset")] = None,
+    fps: Annotated[int | None, typer.Option(help="24, 25, 30, 50 or 60")] = None,
+    format: Annotated[choices.Format | None, typer.Option(
+        "--format", help="default: from the output's suffix")] = None,
+    project: Annotated[str | None, typer.Option(
+        help="use this project of the service (uploading only the assets it lacks or that "
+        "changed) instead of a new one")] = None,
+    priority: Annotated[int, typer.Option(min=-100, max=100)] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Render a document on a framefarm server: upload what it uses, render, download.
+
+    The document is checked here first (with its assets, as the server will); the result is
+    written to OUTPUT only once it is complete. Ctrl-C cancels the remote render.
+
+    Example: framefarm submit examples/story.json --data examples/story.data.json
+    --server http://10.0.0.5:8700 -o story.mp4
+    """
+    import hashlib
+    import time
+
+    from framefarm import client, engine
+    from framefarm.api import models
+    from framefarm.document import loader
+
+    job: models.Job | None = None
+    remote: client.Client | None = None
+    started = time.monotonic()
+    try:
+        with _terminate_like_interrupt():
+            engine.check_output(output)
+            wanted = engine.output_format(output, format)
+            if wanted == "png":
+                raise errors.DocumentError("submit renders videos; for a still use "
+                                           "'framefarm snapshot'")
+            values = _data(data)
+            raw = loader.read_json(document)
+            options = {k: v for k, v in {"quality": quality, "size": size, "fps": fps,
+                                         "format": wanted}.items() if v is not None}
+            # The assets the document uses, found and checked as the engine finds them
+            # (with the options, as the server will apply them).
+            found = loader.load(document, data=values, overrides=options).assets
+            remote = client.Client(server, key)
+            if project is None:
+                project = remote.create_project((document.stem or "submit")[:200]).id
+                stored: dict[str, str] = {}
+            else:
+                stored = {a.name: a.sha256 for a in remote.assets(project)}
+            uploads: dict[str, Path] = {}
+            for src, path in found.items():
+                with path.open("rb") as stream:
+                    sha = hashlib.file_digest(stream, "sha256").hexdigest()
+                if stored.get(_asset_name(src)) != sha:
+                    uploads[_asset_name(src)] = path
+            if uploads:
+                remote.upload(project, uploads)
+            err.print(f"project {project}: {len(uploads)} asset(s) uploaded, "
+                      f"{len(found) - len(uploads)} already there", highlight=False)
+            remote.put_document(project, raw)
+            job = remote.submit(project_id=project, data=values, priority=priority,
+                                options=options)
+            err.print(f"render {job.id} {job.state}", highlight=False)
+            with _progress_bar(quiet) as bar:
+                task = bar.add_task("queued", total=None, speed="")
+                first: list[tuple[float, int]] = []
+
+                def show(p: models.JobProgress) -> None:
+                    now = time.monotonic()
+                    if p.frames.done and not first:
+                        first.append((now, p.frames.done))
+                    speed = ""
+                    if first and now > first[0][0]:
+                        speed = f"{(p.frames.done - first[0][1]) / (now - first[0][0]):5.1f} fps"
+                    bar.update(task, description=p.step, total=p.frames.total or None,
+                               completed=p.frames.done, speed=speed)
+
+                job = remote.wait(job.id, on_progress=show)
+            if job.state != "succeeded":
+                raise errors.RenderError(f"render {job.id} {job.state}"
+                                         + (f": {job.error}" if job.error else ""))
+            remote.download(job, output)
+    except KeyboardInterrupt as exc:
+        if remote is not None and job is not None and not job.finished:
+            with contextlib.suppress(Exception):
+                remote.cancel(job.id)
+        err.print("[yellow]cancelled[/]; no output was written")
+        raise typer.Exit(128 + getattr(exc, "signum", signal.SIGINT)) from None
+    except client.ClientError as exc:
+        raise _remote_failure(exc) from None
+    except Exception as exc:
+        raise _fail(exc) from None
+    finally:
+        if remote is not None:
+            remote.close()
+    assert job is not None and job.export is not None
+    export = job.export
+    out.print(f"[green]wrote[/] {output}  {export.width}x{export.height}  "
+              f"{export.duration:.2f} s  {job.frames.total} frames  "
+              f"in {time.monotonic() - started:.1f} s (render {job.id})")
 
 
 def main() -> None:
