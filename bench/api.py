@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -53,11 +54,10 @@ def wrk(url: str, script: str, seconds: float, connections: int) -> dict[str, fl
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     try:
-        import subprocess
-
         out = subprocess.run(
-            ["wrk", "-t", "2", "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "--latency",
-             "-s", handle.name, url], capture_output=True, text=True, check=True).stdout
+            ["wrk", "-t", "2", "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
+             "--latency", "-s", handle.name, url],
+            capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(handle.name)
     rate = float(_RATE.search(out).group(1))  # type: ignore[union-attr]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from starlette.websockets import WebSocketDisconnect
 from typer.testing import CliRunner
 
 from framefarm.api import events
+from framefarm.application.accounts import AUTH_CACHE_SECONDS, Accounts
+from framefarm.db.database import open_database
 from support.api import assert_error, bearer
 from support.documents import simple_doc
 from support.farm import Farm
@@ -179,7 +182,15 @@ def test_the_cli_lists_and_revokes_keys(farm: Farm, monkeypatch: pytest.MonkeyPa
 
     revoked = runner.invoke(app, ["admin", "revoke-key", key_id])
     assert revoked.exit_code == 0 and f"revoked {key_id}" in revoked.output, revoked.output
-    assert farm.svc.accounts.authenticate(key) is None
+    # Another process (the CLI) revoked it: a process that has not seen the key refuses it
+    # at once; the running API, which checked it a moment ago, within its cache's time.
+    other = open_database(farm.settings.db_url)
+    assert Accounts(other).authenticate(key) is None
+    other.close()
+    deadline = time.monotonic() + 2 * AUTH_CACHE_SECONDS
+    while farm.client.get("/v1/projects", headers=bearer(key)).status_code != 401:
+        assert time.monotonic() < deadline, "the running API still takes the revoked key"
+        time.sleep(0.2)
     assert_error(farm.client.get("/v1/projects", headers=bearer(key)), 401)
     listed = runner.invoke(app, ["admin", "list-keys", tenant_id])
     assert listed.output.strip().splitlines()[0].split()[1] == "revoked", listed.output

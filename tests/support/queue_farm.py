@@ -156,10 +156,6 @@ class QueueStore:
     def queue_overview(self) -> dict[str, int]:
         return self.farm.queue_overview()
 
-    def job_update_times(self, job_ids: Sequence[str]) -> dict[str, dt.datetime]:
-        with self.db.read() as conn:
-            return jobs.update_times(conn, job_ids)
-
     # -- tenants, projects, nodes, exports ------------------------------------------------------
 
     def create_tenant(self, name: str, **kwargs: Any) -> tuple[str, str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from framefarm.document import choices
 
@@ -24,6 +24,19 @@ from framefarm.document import choices
 class Body(BaseModel):
     # Strict: JSON types as the schema says (no "1" for 1, no 0 for false).
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _integral(value: Any) -> Any:
+    """JSON has one kind of number: 3.0 is the integer 3 (JSON Schema says so too); 3.5
+    stays a float, for the strict integer check to refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer field of a request body: strict, except that a JSON number with no fraction
+# counts.
+JsonInt = Annotated[int, BeforeValidator(_integral)]
 
 
 class ProjectIn(Body):
@@ -56,7 +69,7 @@ class RenderOptions(Body):
 class TemplateRenderIn(Body):
     data: dict[str, Any] = Field(default_factory=dict)
     options: RenderOptions = Field(default_factory=RenderOptions)
-    priority: int = Field(0, ge=-100, le=100)
+    priority: JsonInt = Field(0, ge=-100, le=100)
     notify_url: str | None = None
     idempotency_key: str | None = None
 
@@ -67,7 +80,7 @@ class RenderIn(Body):
     template_id: str | None = None
     data: dict[str, Any] | None = None
     options: RenderOptions = Field(default_factory=RenderOptions)
-    priority: int = Field(0, ge=-100, le=100)
+    priority: JsonInt = Field(0, ge=-100, le=100)
     notify_url: str | None = Field(None, max_length=2000)
     idempotency_key: str | None = Field(None, max_length=200)
 
@@ -77,9 +90,9 @@ class SnapshotIn(Body):
     project_id: str | None = None
     template_id: str | None = None
     data: dict[str, Any] | None = None
-    frame: int | None = Field(None, ge=0)
+    frame: JsonInt | None = Field(None, ge=0)
     at: float | None = Field(None, ge=0)
-    scene: int | None = Field(None, ge=0)
+    scene: JsonInt | None = Field(None, ge=0)
     format: Literal["png", "jpeg"] = "png"
     wait: float = Field(30, ge=0, le=120, description="seconds to wait for the frame")
 

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
-from framefarm.db.database import Database
+from framefarm.db.database import Database, hash_secret
 from framefarm.records import Caller, Tenant
 from framefarm.repos import tenants
 from framefarm.repos.tenants import ApiKey
 
 __all__ = ["Accounts", "ApiKey"]
+
+# A key that authenticated is trusted this long without asking the database again: every
+# API request checks its key, and this saves most of them a transaction. A revoked key is
+# refused at once by the process that revoked it, by the others within this time.
+AUTH_CACHE_SECONDS = 5.0
+_AUTH_CACHE_SIZE = 10_000
 
 
 @dataclasses.dataclass
@@ -17,6 +24,9 @@ class Accounts:
     """Needs only the database, so the admin commands can use it without storage."""
 
     db: Database
+    # sha256 of a key -> (when it was checked, who it is); only keys that were valid.
+    _known: dict[str, tuple[float, Caller]] = dataclasses.field(default_factory=dict,
+                                                                init=False, repr=False)
 
     def create_tenant(self, name: str, *, admin: bool = False,
                       max_concurrent_jobs: int | None = None) -> tuple[str, str]:
@@ -50,13 +60,28 @@ class Accounts:
             return tenants.keys(conn, tenant_id)
 
     def revoke_key(self, key_id: str) -> ApiKey:
-        """Revoke a key; it is refused from the next request on."""
+        """Revoke a key; it is refused from the next request on (in other API processes,
+        within AUTH_CACHE_SECONDS)."""
         with self.db.tx() as conn:
-            return tenants.revoke_key(conn, key_id, now=self.db.now())
+            revoked = tenants.revoke_key(conn, key_id, now=self.db.now())
+        self._known.clear()
+        return revoked
 
     def authenticate(self, key: str) -> Caller | None:
+        digest = hash_secret(key)
+        now = time.monotonic()
+        known = self._known.get(digest)
+        if known is not None and now - known[0] < AUTH_CACHE_SECONDS:
+            return known[1]
         with self.db.read() as conn:
-            return tenants.authenticate(conn, key)
+            found = tenants.authenticate(conn, key)
+        if found is None:
+            self._known.pop(digest, None)
+        else:
+            if len(self._known) >= _AUTH_CACHE_SIZE:
+                self._known.clear()
+            self._known[digest] = (now, found)
+        return found
 
     def tenant(self, tenant_id: str) -> Tenant:
         with self.db.read() as conn:

@@ -4,6 +4,7 @@ real assets), how it is split into tasks, and how it is shown while it runs."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -12,6 +13,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import Connection
 
 from framefarm import chunks, engine, errors, webhooks
 from framefarm.application.context import Context, Download, blob_key, download
@@ -96,14 +99,30 @@ class Renders:
 
     # -- submitting ---------------------------------------------------------------------------
 
+    @functools.cached_property
+    def limits(self) -> Limits:
+        """The document limits (FRAMEFARM_LIMIT_*), read once like every other setting."""
+        return Limits()
+
+    @functools.cached_property
+    def _no_assets(self) -> Path:
+        """An empty folder: where a document without assets is loaded (nothing is ever
+        written into it), instead of making and removing one per submission."""
+        folder = self.ctx.work_dir / "no-assets"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
     def _validate(self, document: Mapping[str, Any], assets: Mapping[str, str],
                   options: Mapping[str, Any], limits: Limits) -> Timeline:
         """Check the document exactly as a node will load it, with its real assets."""
+        overrides = {k: options[k] for k in RENDER_OPTIONS if options.get(k) is not None}
+        if not assets:
+            return engine.load_timeline(document, base_dir=self._no_assets, limits=limits,
+                                        **overrides)
         folder = self.ctx.work_dir / f"validate-{os.getpid()}-{time.monotonic_ns()}"
         folder.mkdir(parents=True)
         try:
             materialise(self.ctx, assets, folder)
-            overrides = {k: options[k] for k in RENDER_OPTIONS if options.get(k) is not None}
             return engine.load_timeline(document, base_dir=folder, limits=limits, **overrides)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -151,7 +170,7 @@ class Renders:
             except webhooks.UnsafeTarget as exc:
                 raise errors.DocumentError(f"notify_url: {exc}") from None
         assets = self.projects.asset_map(tenant_id, project_id)
-        limits = Limits()
+        limits = self.limits
         tl = self._validate(filled, assets, options, limits)
         assets = speech.bundle(tl, assets, self.ctx.storage, blob_key)  # nodes get its audio
         if tl.output.format == "png":
@@ -185,7 +204,7 @@ class Renders:
                                                  project_id=project_id,
                                                  template_id=template_id, data=data)
         assets = self.projects.asset_map(tenant_id, project_id)
-        limits = Limits()
+        limits = self.limits
         tl = self._validate(filled, assets, {}, limits)
         assets = speech.bundle(tl, assets, self.ctx.storage, blob_key)  # nodes get its audio
         try:
@@ -223,15 +242,21 @@ class Renders:
 
     def views(self, rows: Sequence[Job]) -> list[JobView]:
         """Jobs with their progress and exports, in two queries whatever their number."""
-        ids = [job.id for job in rows]
         with self.ctx.db.read() as conn:
-            tasks = jobs.tasks_of(conn, ids)
-            found = exports.for_jobs(conn, ids)
+            return self._views(conn, rows)
+
+    def _views(self, conn: Connection, rows: Sequence[Job]) -> list[JobView]:
+        ids = [job.id for job in rows]
+        tasks = jobs.tasks_of(conn, ids)
+        found = exports.for_jobs(conn, ids)
         return [JobView(job, self.ctx.queue.summary(job, tasks[job.id]), found.get(job.id))
                 for job in rows]
 
     def get(self, tenant_id: str | None, job_id: str) -> JobView:
-        return self.view(self.job(tenant_id, job_id))
+        """One job's view, read in one transaction (the answer of GET /v1/renders/{id} and
+        of every live event)."""
+        with self.ctx.db.read() as conn:
+            return self._views(conn, [jobs.get(conn, job_id, tenant_id)])[0]
 
     def page(self, tenant_id: str, *, state: str | None = None, limit: int = 50,
              before: str | None = None, project_id: str | None = None) -> Page:
@@ -244,10 +269,6 @@ class Renders:
             rows = jobs.list_for(conn, tenant_id, state=state, limit=limit + 1, before=before,
                                  project_id=project_id)
         return Page(self.views(rows[:limit]), has_more=len(rows) > limit)
-
-    def update_times(self, job_ids: Sequence[str]) -> dict[str, Any]:
-        with self.ctx.db.read() as conn:
-            return jobs.update_times(conn, job_ids)
 
     def logs(self, tenant_id: str, job_id: str, level: str | None = None) -> list[LogLine]:
         with self.ctx.db.read() as conn:

@@ -76,16 +76,6 @@ def list_for(conn: Connection, tenant_id: str, *, state: str | None = None, limi
                       .limit(limit), Job)
 
 
-def update_times(conn: Connection, job_ids: Sequence[str]) -> dict[str, dt.datetime]:
-    """When each of these jobs last changed (one query per 500 jobs)."""
-    found: dict[str, dt.datetime] = {}
-    for start in range(0, len(job_ids), 500):
-        batch = list(job_ids[start:start + 500])
-        found.update((row.id, row.updated_at) for row in conn.execute(
-            sa.select(t.jobs.c.id, t.jobs.c.updated_at).where(t.jobs.c.id.in_(batch))))
-    return found
-
-
 def update(conn: Connection, job_id: str, **values: Any) -> None:
     """Write columns other than ``state`` (use :func:`move_job` for that)."""
     assert "state" not in values, "job states change through move_job"
@@ -203,32 +193,6 @@ def forget_quiet_leases(conn: Connection, now: dt.datetime) -> None:
     conn.execute(t.tasks.update().where(
         t.tasks.c.state == TaskState.CANCELLED, t.tasks.c.lease_expires_at < now,
     ).values(lease_token=None, lease_expires_at=None))
-
-
-def claim_candidates(node_id: str, now: dt.datetime) -> sa.Select[Any]:
-    """Runnable tasks for this node in claim order: priority, then fairness between
-    tenants (fewest running tasks first), then age, then chunk index; a task this node
-    just failed goes last, and jobs that blocked this node are skipped."""
-    # Running tasks per tenant, counted once per claim (not once per candidate row).
-    running_tasks = t.tasks.alias("running_tasks")
-    running = (
-        sa.select(running_tasks.c.tenant_id, sa.func.count().label("n"))
-        .where(running_tasks.c.state == TaskState.RUNNING)
-        .group_by(running_tasks.c.tenant_id)
-        .subquery("running")
-    )
-    blocked = sa.select(t.node_blocks.c.job_id).where(
-        t.node_blocks.c.job_id == t.tasks.c.job_id, t.node_blocks.c.node_id == node_id,
-        t.node_blocks.c.blocked.is_(True)).exists()
-    return (
-        sa.select(t.tasks.c.id, t.tasks.c.job_id)
-        .select_from(t.tasks.outerjoin(running, running.c.tenant_id == t.tasks.c.tenant_id))
-        .where(t.tasks.c.state == TaskState.QUEUED, t.tasks.c.not_before <= now, ~blocked)
-        .order_by(t.tasks.c.priority.desc(), sa.func.coalesce(running.c.n, 0).asc(),
-                  sa.case((t.tasks.c.last_failed_node == node_id, 1), else_=0),
-                  t.tasks.c.job_created_at.asc(), t.tasks.c.idx.asc())
-        .limit(1)
-    )
 
 
 # -- nodes blocked from a job ---------------------------------------------------------------
