@@ -91,7 +91,7 @@ def test_changing_a_field_changes_the_preview_frame(page: Any, studio_server: Se
 def test_render_modal_follows_the_websocket_to_a_download(
         page: Any, studio_server: Server, example_template: dict[str, Any],
         tmp_path: Path) -> None:
-    seconds = 8
+    seconds = 20  # long enough for several preview frames on a busy machine
     open_template(page, studio_server, example_template, name="Ada", seconds=str(seconds))
     choose_small_render(page)
     page.get_by_role("button", name="Render", exact=True).click()

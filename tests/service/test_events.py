@@ -5,6 +5,7 @@ commit), and a quiet job costs no query."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import queue
 from typing import Any
 
@@ -54,7 +55,9 @@ def test_streams_read_only_the_job_that_changed(farm: Farm,
         watcher.close()
         return first, quiet_reads, cancelled
 
-    first, quiet_reads, cancelled = asyncio.run(watch())
+    # On a thread of its own: another suite's browser driver may hold this one's loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        first, quiet_reads, cancelled = pool.submit(asyncio.run, watch()).result()
     assert [[e["event"] for e in pair] for pair in first] == [["state", "progress"]] * 20
     assert all(pair[0]["state"] == "queued" for pair in first)
     assert quiet_reads == 0

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from framefarm.api.deps import AdminDep, AppDep
 from framefarm.api.errors import ADMIN_RESPONSES
-from framefarm.api.models import JsonInt
+from framefarm.api.models import WHOLE
 from framefarm.application import Application, views
 from framefarm.application.accounts import ApiKey
 from framefarm.records import Node
@@ -21,7 +21,7 @@ class TenantIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(min_length=1, max_length=200)
     admin: bool = False
-    max_concurrent_jobs: JsonInt | None = Field(None, ge=1, le=100_000)
+    max_concurrent_jobs: Annotated[Annotated[int, Field(ge=1, le=100_000)], WHOLE] | None = None
 
 
 def _node(app: Application, node: Node) -> dict[str, Any]:

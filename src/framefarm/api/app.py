@@ -40,8 +40,16 @@ async def _upkeep(app: Application) -> None:
     interval = max(0.2, min(app.settings.lease_seconds / 3, 2.0))
     rounds = 0
     while True:
+        # Shielded: when the server stops, the round in progress finishes (and gives its
+        # database connection back) before the application is closed.
+        round_ = asyncio.ensure_future(run_in_threadpool(app.upkeep,
+                                                         sweep=rounds % _SWEEP_EVERY == 0))
         try:
-            await run_in_threadpool(app.upkeep, sweep=rounds % _SWEEP_EVERY == 0)
+            await asyncio.shield(round_)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await round_
+            raise
         except Exception:  # keep the loop alive; the log has the details
             log.exception("upkeep failed")
         rounds += 1

@@ -35,8 +35,10 @@ def _integral(value: Any) -> Any:
 
 
 # An integer field of a request body: strict, except that a JSON number with no fraction
-# counts.
-JsonInt = Annotated[int, BeforeValidator(_integral)]
+# counts. Bounds of an optional one go inside (Annotated[Annotated[int, Field(ge=0)],
+# WHOLE]): outside, pydantic leaves them out of the JSON Schema.
+WHOLE = BeforeValidator(_integral)
+JsonInt = Annotated[int, WHOLE]
 
 
 class ProjectIn(Body):
@@ -90,9 +92,9 @@ class SnapshotIn(Body):
     project_id: str | None = None
     template_id: str | None = None
     data: dict[str, Any] | None = None
-    frame: JsonInt | None = Field(None, ge=0)
+    frame: Annotated[Annotated[int, Field(ge=0)], WHOLE] | None = None
     at: float | None = Field(None, ge=0)
-    scene: JsonInt | None = Field(None, ge=0)
+    scene: Annotated[Annotated[int, Field(ge=0)], WHOLE] | None = None
     format: Literal["png", "jpeg"] = "png"
     wait: float = Field(30, ge=0, le=120, description="seconds to wait for the frame")
 

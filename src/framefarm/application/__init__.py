@@ -157,7 +157,12 @@ class Application:
         return migrate.head()
 
     def close(self) -> None:
+        """Stop sending, let the background work in flight finish (each holds a database
+        connection: closed under it, the connection would be left to the garbage
+        collector), then close the database."""
         self.webhooks.close()
+        self.webhooks.wait_idle(10)
+        self.exports.sweeper.wait(10)
         self.ctx.db.close()
 
 

@@ -84,6 +84,13 @@ class Sweeper:
         threading.Thread(target=self._background, name="storage-sweeper", daemon=True).start()
         return True
 
+    def wait(self, timeout: float) -> bool:
+        """Wait for a sweep in progress to end; False if it still runs after ``timeout``."""
+        if not self._running.acquire(timeout=timeout):
+            return False
+        self._running.release()
+        return True
+
     def _background(self) -> None:
         try:
             swept = self.sweep()
