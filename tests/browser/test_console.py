@@ -23,16 +23,21 @@ def test_history_updates_live(page: Any, studio_server: Server,
         window.sameDocument = true;
         // Every percentage any row shows, as it changes.
         window.seen = [];
+        // Rows added (with the percent they start with) and rows updated in place.
         new MutationObserver((changes) => {
             for (const c of changes) {
-                window.seen.push([c.target.dataset.id, c.target.dataset.percent]);
+                const rows = c.type === "childList"
+                    ? [...c.addedNodes].filter((n) => n.dataset && n.dataset.id)
+                    : [c.target];
+                for (const row of rows) window.seen.push([row.dataset.id, row.dataset.percent]);
             }
         }).observe(document.getElementById("history-list"),
-                   {subtree: true, attributes: true, attributeFilter: ["data-percent"]});
+                   {subtree: true, childList: true, attributes: true,
+                    attributeFilter: ["data-percent"]});
     }""")
     # A render submitted elsewhere (the API, another tab) appears and runs to the end.
     made = studio_server.post(f"/v1/templates/{example_template['id']}/renders", json={
-        "data": {"name": "Live", "seconds": 15},  # long enough to be seen running
+        "data": {"name": "Live", "seconds": 40},  # long enough to be seen running
         "options": {"quality": "draft", "size": "360p"}})
     assert made.status_code == 202, made.text
     job_id = made.json()["id"]
