@@ -124,7 +124,10 @@ def test_markup_in_a_project_name_is_shown_as_text(page: Any, studio_server: Ser
     # A template's name, its fields' descriptions and defaults: text too.
     made = studio_server.post("/v1/templates", json={"name": "<b>Bold</b> <img src=x>",
         "document": {"variables": {"t": {"type": "text", "default": "<script>alert(2)</script>",
-                                         "description": "<img src=x onerror=alert(3)>"}},
+                                         "description": "<img src=x onerror=alert(3)>"},
+                                   "tone": {"type": "choice", "choices": ["<i>calm</i>", "bold"],
+                                            "default": "bold"},
+                                   "bio": {"type": "longtext", "default": "two\nlines"}},
                      "scenes": [{"duration": 1, "layers": [{"type": "text", "text": "{{t}}"}]}]}})
     assert made.status_code == 201, made.text
     try:
@@ -136,6 +139,11 @@ def test_markup_in_a_project_name_is_shown_as_text(page: Any, studio_server: Ser
         expect(page.get_by_role("textbox", name="T", exact=True)).to_have_value(
             "<script>alert(2)</script>")
         expect(page.locator("form.variables .hint")).to_have_text("<img src=x onerror=alert(3)>")
+        # A choice is a select of its choices (as text); long text a text area.
+        tone = page.locator("form.variables select[name=tone]")
+        expect(tone).to_have_value("bold")
+        expect(tone.locator("option")).to_have_text(["—", "<i>calm</i>", "bold"])
+        expect(page.locator("form.variables textarea[name=bio]")).to_have_value("two\nlines")
         assert page.locator("img[src='x'], b, form.variables script").count() == 0
     finally:
         studio_server.http.delete(f"/v1/templates/{made.json()['id']}", headers=studio_server.auth)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 
 from framefarm import errors
@@ -193,3 +194,23 @@ def test_filled_value_is_validated_like_any_other(tmp_path: Path) -> None:
     with pytest.raises(errors.DocumentError) as caught:
         loader.load(raw, base_dir=tmp_path)
     assert caught.value.problems[0].startswith("scenes[0].background: expected a colour")
+
+
+def test_a_choice_takes_only_its_choices_and_longtext_is_text() -> None:
+    doc = {"variables": {"tone": {"type": "choice", "choices": ["calm", "bold"],
+                                  "default": "calm"},
+                         "bio": {"type": "longtext", "default": "line one\nline two"}},
+           "scenes": [{"duration": 1, "layers": [{"type": "text", "text": "{{tone}}: {{bio}}"}]}]}
+    filled = templates.resolve(doc, {"tone": "bold"})
+    assert filled["scenes"][0]["layers"][0]["text"] == "bold: line one\nline two"
+    with pytest.raises(errors.TemplateError) as refused:
+        templates.resolve(doc, {"tone": "loud"})
+    assert refused.value.problems == [
+        "data.tone: 'loud' is not one of the choices ('calm', 'bold')"]
+
+
+@pytest.mark.parametrize("spec", [{"type": "choice"}, {"type": "text", "choices": ["a"]},
+                                  {"type": "choice", "choices": ["a"], "default": "b"}])
+def test_choices_belong_to_a_choice_and_hold_its_default(spec: dict[str, object]) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        models.Variable.model_validate(spec)

@@ -501,10 +501,23 @@ class AudioOptions(Strict):
 class Variable(Strict):
     """A value the document can be filled with (``{{name}}``), given by ``--data``."""
 
-    type: Literal["text", "number", "color", "boolean", "image", "audio", "video"] = "text"
+    type: Literal["text", "longtext", "number", "color", "boolean", "choice", "image",
+                  "audio", "video"] = Field("text", description="longtext: several lines; "
+                                            "choice: one of 'choices'")
     default: Any = None
     required: bool = False
     description: str | None = None
+    choices: list[str | float | bool] | None = Field(
+        None, min_length=1, max_length=500, description="the values a 'choice' may take")
+
+    @model_validator(mode="after")
+    def _choices(self) -> Variable:
+        if (self.type == "choice") != (self.choices is not None):
+            raise ValueError("'choices' goes with type 'choice' (and it needs them)")
+        if self.choices is not None and self.default is not None \
+                and self.default not in self.choices:
+            raise ValueError(f"default {self.default!r} is not one of the choices")
+        return self
 
 
 class FontFile(Strict):

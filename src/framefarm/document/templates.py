@@ -117,6 +117,10 @@ def _variable_values(declared: Any, data: dict[str, Any]) -> dict[str, Any]:
         spec = spec if isinstance(spec, dict) else {}
         if name in data:
             values[name] = data[name]
+            choices = spec.get("choices") if spec.get("type") == "choice" else None
+            if isinstance(choices, list) and data[name] not in choices:
+                problems.append(f"data.{name}: {data[name]!r} is not one of the choices "
+                                f"({', '.join(repr(c) for c in choices)})")
         elif spec.get("default") is not None:
             values[name] = spec["default"]
         elif spec.get("required"):

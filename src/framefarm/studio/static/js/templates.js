@@ -91,7 +91,7 @@ export async function snapshot(body, signal) {
 
 function isLong(spec) {
   const d = typeof spec.default === "string" ? spec.default : "";
-  return spec.multiline === true || d.includes("\n") || d.length > 80;
+  return spec.type === "longtext" || d.includes("\n") || d.length > 80;
 }
 
 function control(name, spec, assets, onUpload) {
@@ -100,7 +100,7 @@ function control(name, spec, assets, onUpload) {
   const value = spec.default;
   const hint = spec.description || undefined;
   const label = name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
-  const choices = spec.choices || spec.enum;
+  const choices = spec.choices;
   let input;
   let read;
   if (Array.isArray(choices)) {
