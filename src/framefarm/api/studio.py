@@ -24,7 +24,6 @@ from framefarm.api.deps import AppDep, TenantDep
 from framefarm.api.errors import TENANT_RESPONSES, ApiError
 from framefarm.application import Application
 from framefarm.document import models
-from framefarm.limits import Limits
 
 pages = APIRouter(include_in_schema=False)
 # The studio's own reads: left out of /openapi.json (they serve this page, not API
@@ -119,13 +118,10 @@ class TimelineIn(BaseModel):
 def timeline(body: TimelineIn, caller: TenantDep, app: AppDep) -> dict[str, Any]:
     """The filled document's timeline, exactly as a render would see it (with its real
     assets): fps, frames, duration, and each scene's first frame, length and key frame."""
-    filled, project_id = app.renders.resolve_source(
+    found = app.renders.timeline(
         caller.tenant_id, document=body.document, project_id=body.project_id,
-        template_id=body.template_id, data=body.data)
-    assets = app.projects.asset_map(caller.tenant_id, project_id)
-    # The one check a submission makes (the engine's loader, with the real assets).
-    found = app.renders._validate(filled, assets, body.options.model_dump(exclude_none=True),
-                                  Limits())
+        template_id=body.template_id, data=body.data,
+        options=body.options.model_dump(exclude_none=True))
     return {"fps": found.fps, "frames": found.total_frames, "duration": found.duration,
             "width": found.width, "height": found.height,
             "scenes": [{"index": s.index, "start": s.start, "frames": s.frames,

@@ -192,6 +192,19 @@ class Renders:
             notify_url=notify_url)
         return self.view(job), created
 
+    def timeline(
+        self, tenant_id: str, *, document: Mapping[str, Any] | None, project_id: str | None,
+        template_id: str | None, data: Mapping[str, Any] | None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Timeline:
+        """The filled document's timeline exactly as a render of it would see it (the
+        check a submission makes, with the real assets), without queueing anything."""
+        filled, project_id = self.resolve_source(tenant_id, document=document,
+                                                 project_id=project_id,
+                                                 template_id=template_id, data=data)
+        assets = self.projects.asset_map(tenant_id, project_id)
+        return self._validate(filled, assets, dict(options or {}), self.limits)
+
     # -- snapshots ----------------------------------------------------------------------------
 
     def prepare_snapshot(
