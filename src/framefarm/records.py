@@ -66,14 +66,37 @@ class Template:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Batch:
+    """One template rendered for many rows of data: a job per good row."""
+
+    id: str
+    tenant_id: str
+    template_id: str
+    project_id: str | None
+    mode: str
+    options: dict[str, Any]
+    priority: int
+    rows_total: int
+    skipped: list[dict[str, Any]]
+    idempotency_key: str | None
+    notify_url: str | None
+    created_at: dt.datetime
+    cancelled_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Job:
     id: str
     tenant_id: str
     kind: str
+    engine: str
     state: str
     step: str
     priority: int
     project_id: str | None
+    batch_id: str | None
+    batch_row: int | None
     document: Any
     options: dict[str, Any]
     assets: dict[str, str]
@@ -100,6 +123,7 @@ class Task:
     job_id: str
     tenant_id: str
     kind: str
+    engine: str
     idx: int
     frame_start: int
     frame_end: int

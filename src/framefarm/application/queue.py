@@ -30,7 +30,7 @@ from framefarm.queue.errors import (
 )
 from framefarm.queue.states import JobEvent, JobState, TaskEvent, TaskKind, TaskState
 from framefarm.records import Job, Task
-from framefarm.repos import claims, exports, jobs, nodes, tenants, webhooks
+from framefarm.repos import batches, claims, exports, jobs, nodes, tenants, webhooks
 from framefarm.repos.exports import ExportMeta
 
 
@@ -81,12 +81,14 @@ class Queue:
         limits: Mapping[str, Any] | None = None, priority: int = 0,
         project_id: str | None = None, idempotency_key: str | None = None,
         notify_url: str | None = None, attempt: int = 1, retry_of: str | None = None,
+        engine: str = "framefarm", batch_id: str | None = None, batch_row: int | None = None,
     ) -> tuple[Job, bool]:
         """Queue a job and its tasks. Returns (job, created): with a known idempotency key
         the existing job comes back and nothing is queued."""
         if not plan:
             raise ValueError("a job needs at least one task")
-        row = dict(tenant_id=tenant_id, kind=kind, priority=priority, project_id=project_id,
+        row = dict(tenant_id=tenant_id, kind=kind, engine=engine, priority=priority,
+                   project_id=project_id, batch_id=batch_id, batch_row=batch_row,
                    document=document, options=dict(options), assets=dict(assets),
                    limits=dict(limits) if limits is not None else None,
                    frames_total=frames_total, fps=fps, attempt=attempt, retry_of=retry_of,
@@ -103,29 +105,55 @@ class Queue:
             raise
 
     def _insert(self, row: dict[str, Any], plan: Sequence[TaskPlan]) -> tuple[Job, bool]:
-        now = self.now()
         job_id, tenant_id, key = new_id("job"), row["tenant_id"], row["idempotency_key"]
         with self.db.tx() as conn:
             existing = jobs.by_idempotency_key(conn, tenant_id, key) if key else None
             if existing is not None:
                 return existing, False
-            limit = tenants.max_concurrent_jobs(conn, tenant_id)
-            limit = self.settings.max_concurrent_jobs if limit is None else limit
-            active = jobs.count_unfinished(conn, tenant_id)
-            if active >= limit:
-                raise TooManyJobs(f"the tenant has {active} unfinished jobs; the limit is {limit}")
-            jobs.insert(conn, dict(row, id=job_id, state=JobState.QUEUED, step="queued",
-                                   created_at=now, updated_at=now), [
-                dict(id=new_id("tsk"), job_id=job_id, tenant_id=tenant_id, kind=p.kind,
-                     idx=p.idx, frame_start=p.frame_start, frame_end=p.frame_end,
-                     state=TaskState.WAITING if p.waiting else TaskState.QUEUED,
-                     priority=row["priority"], job_created_at=now, failures=0, requeues=0,
-                     not_before=now, frames_done=0)
-                for p in plan
-            ])
-            jobs.log(conn, job_id, "info",
-                     f"queued: {len(plan)} tasks, {row['frames_total']} frames", now=now)
+            self._check_concurrency(conn, tenant_id)
+            self._insert_job(conn, dict(row, id=job_id), plan)
             return jobs.get(conn, job_id), True
+
+    def submit_batch(self, batch: Mapping[str, Any],
+                     items: Sequence[tuple[Mapping[str, Any], Sequence[TaskPlan]]]) -> None:
+        """Queue a batch (its row of ``batches``, id included) and a job per good row, in
+        one transaction: a batch is there with all its jobs or not at all. Each item is a
+        job's columns (as :meth:`submit` builds them, ``batch_row`` set) and its plan. A
+        batch counts once against the tenant's concurrent-jobs limit, however many rows
+        it has (its rows do not count: see ``jobs.count_unfinished``)."""
+        with self.db.tx() as conn:
+            self._check_concurrency(conn, batch["tenant_id"])
+            batches.insert(conn, dict(batch, created_at=self.now()))
+            for row, plan in items:
+                self._insert_job(conn, dict(row, id=new_id("job"), batch_id=batch["id"],
+                                            tenant_id=batch["tenant_id"]), plan)
+
+    def _check_concurrency(self, conn: Connection, tenant_id: str) -> None:
+        limit = tenants.max_concurrent_jobs(conn, tenant_id)
+        limit = self.settings.max_concurrent_jobs if limit is None else limit
+        active = jobs.count_unfinished(conn, tenant_id)
+        if active >= limit:
+            raise TooManyJobs(f"the tenant has {active} unfinished jobs; the limit is {limit}")
+
+    def _insert_job(self, conn: Connection, row: Mapping[str, Any],
+                    plan: Sequence[TaskPlan]) -> None:
+        """One job (``row`` holds its id) and its tasks, in the caller's transaction."""
+        if not plan:
+            raise ValueError("a job needs at least one task")
+        now = self.now()
+        job_id, tenant_id = row["id"], row["tenant_id"]
+        engine = row.get("engine", "framefarm")
+        jobs.insert(conn, dict(row, state=JobState.QUEUED, step="queued", created_at=now,
+                               updated_at=now), [
+            dict(id=new_id("tsk"), job_id=job_id, tenant_id=tenant_id, kind=p.kind,
+                 engine=engine, idx=p.idx, frame_start=p.frame_start, frame_end=p.frame_end,
+                 state=TaskState.WAITING if p.waiting else TaskState.QUEUED,
+                 priority=row.get("priority", 0), job_created_at=now, failures=0,
+                 requeues=0, not_before=now, frames_done=0)
+            for p in plan
+        ])
+        jobs.log(conn, job_id, "info",
+                 f"queued: {len(plan)} tasks, {row['frames_total']} frames", now=now)
 
     @retry_deadlocks
     def cancel(self, tenant_id: str | None, job_id: str) -> Job:
@@ -162,7 +190,8 @@ class Queue:
             tenant_id, kind=old.kind, document=old.document, options=old.options,
             assets=old.assets, limits=old.limits, frames_total=old.frames_total, fps=old.fps,
             plan=plan, priority=old.priority, project_id=old.project_id,
-            notify_url=old.notify_url, attempt=old.attempt + 1, retry_of=job_id)
+            notify_url=old.notify_url, attempt=old.attempt + 1, retry_of=job_id,
+            engine=old.engine, batch_id=old.batch_id, batch_row=old.batch_row)
         return job
 
     # -- the node's side: claim, heartbeat, complete, fail ----------------------------------

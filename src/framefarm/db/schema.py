@@ -90,16 +90,41 @@ templates = sa.Table(
     sa.Column("created_at", Time, nullable=False),
 )
 
+batches = sa.Table(
+    "batches", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("template_id", sa.String(32), nullable=False),
+    sa.Column("project_id", sa.String(32), nullable=True),
+    sa.Column("mode", sa.String(16), nullable=False),  # skip | refuse: what bad rows do
+    sa.Column("options", Json, nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False, default=0),
+    sa.Column("rows_total", sa.Integer, nullable=False),  # every row given, good or bad
+    sa.Column("skipped", Json, nullable=False),  # [{row, field, message}] of the bad rows
+    sa.Column("idempotency_key", sa.String(200), nullable=True),
+    sa.Column("notify_url", sa.String(2000), nullable=True),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("cancelled_at", Time, nullable=True),
+    sa.Column("finished_at", Time, nullable=True),  # when its last row job finished
+    sa.UniqueConstraint("tenant_id", "idempotency_key", name="uq_batches_idempotency"),
+)
+
 jobs = sa.Table(
     "jobs", metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
               nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),  # render | snapshot
+    # What renders it: "framefarm" (JSON documents) or a code-template engine (remotion).
+    sa.Column("engine", sa.String(16), nullable=False, default="framefarm",
+              server_default="framefarm"),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("step", sa.String(16), nullable=False),
     sa.Column("priority", sa.Integer, nullable=False, default=0),
-    sa.Column("project_id", sa.String(32), nullable=True),
+    sa.Column("project_id", sa.String(32), nullable=True, index=True),
+    sa.Column("batch_id", sa.String(32), nullable=True),  # one row of a batch, or None
+    sa.Column("batch_row", sa.Integer, nullable=True),  # its row number (1 = first data row)
     sa.Column("document", Json, nullable=False),  # template already filled
     sa.Column("options", Json, nullable=False),
     sa.Column("assets", Json, nullable=False),  # name -> sha256 of every input file
@@ -120,6 +145,7 @@ jobs = sa.Table(
     sa.Column("updated_at", Time, nullable=False),
     sa.UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_idempotency"),
     sa.Index("ix_jobs_tenant_state", "tenant_id", "state"),
+    sa.Index("ix_jobs_batch", "batch_id", "batch_row"),
 )
 
 tasks = sa.Table(
@@ -129,6 +155,8 @@ tasks = sa.Table(
               nullable=False, index=True),
     sa.Column("tenant_id", sa.String(32), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),  # render | audio | assemble | snapshot
+    sa.Column("engine", sa.String(16), nullable=False, default="framefarm",
+              server_default="framefarm"),  # its job's: only nodes that have it claim it
     sa.Column("idx", sa.Integer, nullable=False),
     sa.Column("frame_start", sa.Integer, nullable=False),
     sa.Column("frame_end", sa.Integer, nullable=False),

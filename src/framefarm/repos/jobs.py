@@ -46,9 +46,14 @@ def by_idempotency_key(conn: Connection, tenant_id: str, key: str) -> Job | None
 
 
 def count_unfinished(conn: Connection, tenant_id: str) -> int:
-    return int(conn.execute(sa.select(sa.func.count()).select_from(t.jobs).where(
-        t.jobs.c.tenant_id == tenant_id,
-        t.jobs.c.state.notin_(states.FINISHED_JOB))).scalar_one())
+    """The tenant's queued and running jobs against its concurrent-jobs limit: single
+    jobs, and each batch with a row still unfinished once (however many rows it has)."""
+    unfinished = [t.jobs.c.tenant_id == tenant_id, t.jobs.c.state.notin_(states.FINISHED_JOB)]
+    single = sa.select(sa.func.count()).select_from(t.jobs).where(
+        *unfinished, t.jobs.c.batch_id.is_(None)).scalar_subquery()
+    batched = sa.select(sa.func.count(sa.distinct(t.jobs.c.batch_id))).where(
+        *unfinished, t.jobs.c.batch_id.is_not(None)).scalar_subquery()
+    return int(conn.execute(sa.select(single + batched)).scalar_one())
 
 
 def count_unfinished_of_project(conn: Connection, tenant_id: str, project_id: str) -> int:
