@@ -13,7 +13,7 @@ import framefarm
 PACKAGE = Path(framefarm.__file__).parent
 ENGINE = ("framefarm.engine", "framefarm.document", "framefarm.compiler",
           "framefarm.compositor", "framefarm.ffmpeg", "framefarm.media", "framefarm.formats",
-          "framefarm.chunks", "framefarm.speech", "framefarm.engines")
+          "framefarm.chunks", "framefarm.speech", "framefarm.engines", "framefarm.batch")
 SERVICE = ("framefarm.api", "framefarm.application", "framefarm.repos", "framefarm.queue",
            "framefarm.db", "framefarm.worker", "framefarm.storage", "framefarm.serve",
            "framefarm.webhooks", "framefarm.settings", "framefarm.records",

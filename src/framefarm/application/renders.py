@@ -58,6 +58,16 @@ class Page:
 
 
 @dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A submission checked and planned: the job's columns (as ``Queue.submit`` takes
+    them), its task plan, and the timeline it was validated as."""
+
+    columns: dict[str, Any]
+    plan: list[TaskPlan]
+    timeline: Timeline
+
+
+@dataclasses.dataclass(frozen=True)
 class SnapshotRequest:
     document: dict[str, Any]
     assets: Mapping[str, str]
@@ -153,23 +163,23 @@ class Renders:
             filled.pop(key, None)
         return filled, project_id
 
-    def submit(
+    def prepare(
         self, tenant_id: str, *, document: Mapping[str, Any] | None = None,
         project_id: str | None = None, template_id: str | None = None,
         data: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None,
-        priority: int = 0, idempotency_key: str | None = None, notify_url: str | None = None,
-    ) -> tuple[JobView, bool]:
+        assets: Mapping[str, str] | None = None, online_nodes: int | None = None,
+    ) -> Prepared:
+        """Everything a submission checks and plans, short of queueing it: the filled
+        document validated as a node will load it (with the real ``assets``, read from
+        the project when not given), and its task plan (chunked for ``online_nodes``,
+        counted when not given). A batch prepares each row with the same assets and
+        node count."""
         filled, project_id = self.resolve_source(tenant_id, document=document,
                                                  project_id=project_id,
                                                  template_id=template_id, data=data)
         options = {k: v for k, v in (options or {}).items() if v is not None}
-        if notify_url:
-            try:
-                webhooks.check_url(notify_url,
-                                   allow_private=self.ctx.settings.webhook_allow_private)
-            except webhooks.UnsafeTarget as exc:
-                raise errors.DocumentError(f"notify_url: {exc}") from None
-        assets = self.projects.asset_map(tenant_id, project_id)
+        if assets is None:
+            assets = self.projects.asset_map(tenant_id, project_id)
         limits = self.limits
         tl = self._validate(filled, assets, options, limits)
         assets = speech.bundle(tl, assets, self.ctx.storage, blob_key)  # nodes get its audio
@@ -177,20 +187,45 @@ class Renders:
             plan = [TaskPlan(TaskKind.SNAPSHOT, 0, 0, 1)]
             kind = "snapshot"
         else:
-            with self.ctx.db.read() as conn:
-                online = sum(node_status(self.ctx, n) in ("online", "busy")
-                             for n in nodes.list_all(conn))
-            plan = render_plan(chunks.plan(tl.total_frames, tl.fps, nodes=online,
+            if online_nodes is None:
+                online_nodes = self.online_nodes()
+            plan = render_plan(chunks.plan(tl.total_frames, tl.fps, nodes=online_nodes,
                                            min_chunk_seconds=self.ctx.settings.min_chunk_seconds,
                                            max_chunks=tl.project.limits.max_chunks),
                                tl.total_frames)
             kind = "render"
+        columns = dict(tenant_id=tenant_id, kind=kind, document=filled, options=options,
+                       assets=dict(assets), limits=limits.model_dump(),
+                       frames_total=tl.total_frames, fps=tl.fps, project_id=project_id)
+        return Prepared(columns, plan, tl)
+
+    def online_nodes(self) -> int:
+        """Render nodes online or busy now: what chunk plans are made for."""
+        with self.ctx.db.read() as conn:
+            return sum(node_status(self.ctx, n) in ("online", "busy")
+                       for n in nodes.list_all(conn))
+
+    def submit(
+        self, tenant_id: str, *, document: Mapping[str, Any] | None = None,
+        project_id: str | None = None, template_id: str | None = None,
+        data: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None,
+        priority: int = 0, idempotency_key: str | None = None, notify_url: str | None = None,
+    ) -> tuple[JobView, bool]:
+        if notify_url:
+            self.check_notify_url(notify_url)
+        prepared = self.prepare(tenant_id, document=document, project_id=project_id,
+                                template_id=template_id, data=data, options=options)
         job, created = self.ctx.queue.submit(
-            tenant_id, kind=kind, document=filled, options=options, assets=assets,
-            limits=limits.model_dump(), frames_total=tl.total_frames, fps=tl.fps, plan=plan,
-            priority=priority, project_id=project_id, idempotency_key=idempotency_key,
-            notify_url=notify_url)
+            **prepared.columns, plan=prepared.plan, priority=priority,
+            idempotency_key=idempotency_key, notify_url=notify_url)
         return self.view(job), created
+
+    def check_notify_url(self, notify_url: str) -> None:
+        try:
+            webhooks.check_url(notify_url,
+                               allow_private=self.ctx.settings.webhook_allow_private)
+        except webhooks.UnsafeTarget as exc:
+            raise errors.DocumentError(f"notify_url: {exc}") from None
 
     def timeline(
         self, tenant_id: str, *, document: Mapping[str, Any] | None, project_id: str | None,
