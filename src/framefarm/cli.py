@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -27,11 +27,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from framefarm import errors
+from framefarm import cli_admin, errors
 from framefarm.document import choices
-
-if TYPE_CHECKING:
-    from framefarm.application.accounts import Accounts
 
 app = typer.Typer(
     add_completion=False,
@@ -266,9 +263,7 @@ def schema() -> None:
     sys.stdout.write("\n")
 
 
-admin_app = typer.Typer(help="Tenants and API keys (talks to the database directly).",
-                        no_args_is_help=True)
-app.add_typer(admin_app, name="admin")
+app.add_typer(cli_admin.admin_app, name="admin")  # framefarm admin ...: cli_admin.py
 
 
 def _settings(data_dir: Path | None, **extra: Any) -> Any:
@@ -398,86 +393,6 @@ def migrate(data_dir: DataDirOpt = None) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrations.upgrade(settings.db_url)
     out.print(f"[green]database at revision[/] {migrations.current(settings.db_url)}")
-
-
-@contextlib.contextmanager
-def _accounts(data_dir: Path | None) -> Iterator[Accounts]:
-    """The tenants and keys of the configured database; a refusal is printed, exit 1."""
-    from framefarm.application.accounts import Accounts
-    from framefarm.db.database import open_database
-    from framefarm.queue.errors import ServiceError
-
-    db = open_database(_settings(data_dir).db_url)
-    try:
-        yield Accounts(db)
-    except ServiceError as exc:
-        err.print(f"[bold red]failed:[/] {exc}")
-        raise typer.Exit(1) from None
-    finally:
-        db.close()
-
-
-@admin_app.command("create-tenant")
-def create_tenant(
-    name: Annotated[str, typer.Argument(help="the tenant's unique name")],
-    admin: Annotated[bool, typer.Option(help="give its key admin rights")] = False,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Create a tenant and print its API key (shown once).
-
-    Example: framefarm admin create-tenant acme
-    """
-    with _accounts(data_dir) as accounts:
-        tenant_id, key_id, key = accounts.create_tenant_with_key(name, admin=admin)
-    out.print(f"tenant {tenant_id}\napi key {key}\nkey id {key_id}", soft_wrap=True)
-
-
-@admin_app.command("create-key")
-def create_key(
-    tenant_id: Annotated[str, typer.Argument(help="the tenant's id")],
-    admin: Annotated[bool, typer.Option(help="give the key admin rights")] = False,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Create another API key for a tenant.
-
-    Example: framefarm admin create-key ten_0123456789abcdef
-    """
-    with _accounts(data_dir) as accounts:
-        key_id, key = accounts.add_key(tenant_id, admin=admin)
-    out.print(f"api key {key}\nkey id {key_id}", soft_wrap=True)
-
-
-@admin_app.command("list-keys")
-def list_keys(
-    tenant_id: Annotated[str, typer.Argument(help="the tenant's id")],
-    data_dir: DataDirOpt = None,
-) -> None:
-    """List a tenant's API keys, one a line: id, active or revoked, admin or tenant,
-    created, revoked (the keys themselves are never shown).
-
-    Example: framefarm admin list-keys ten_0123456789abcdef
-    """
-    with _accounts(data_dir) as accounts:
-        keys = accounts.keys(tenant_id)
-    for key in keys:
-        revoked = key.revoked_at.isoformat() if key.revoked_at else "-"
-        out.print(f"{key.id}  {'revoked' if key.revoked_at else 'active'}  "
-                  f"{'admin' if key.admin else 'tenant'}  {key.created_at.isoformat()}  "
-                  f"{revoked}", soft_wrap=True, highlight=False)
-
-
-@admin_app.command("revoke-key")
-def revoke_key(
-    key_id: Annotated[str, typer.Argument(help="the key's id (see list-keys)")],
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Revoke an API key: the API refuses it (401) from the next request on.
-
-    Example: framefarm admin revoke-key key_0123456789abcdef
-    """
-    with _accounts(data_dir) as accounts:
-        key = accounts.revoke_key(key_id)
-    out.print(f"revoked {key.id} of tenant {key.tenant_id}", soft_wrap=True)
 
 
 # -- the render service, remotely --------------------------------------------------------------
@@ -625,6 +540,8 @@ def submit(
     out.print(f"[green]wrote[/] {output}  {export.width}x{export.height}  "
               f"{export.duration:.2f} s  {job.frames.total} frames  "
               f"in {time.monotonic() - started:.1f} s (render {job.id})")
+
+
 
 
 def main() -> None:

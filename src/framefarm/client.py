@@ -35,6 +35,7 @@ buffers it, a dropped connection).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import tempfile
@@ -195,6 +196,14 @@ class Client:
 
     def me(self) -> models.Me:
         return self._get(models.Me, "/v1/me")
+
+    def usage(self, from_: dt.date | str | None = None,
+              to: dt.date | str | None = None) -> models.Usage:
+        """The tenant's usage per UTC day from ``from_`` to ``to`` (both included; the
+        server's default: this month so far), with its credit balance and plan."""
+        params = {"from": str(from_) if from_ is not None else None,
+                  "to": str(to) if to is not None else None}
+        return self._get(models.Usage, "/v1/usage", **params)
 
     # -- projects and assets -----------------------------------------------------------------
 
@@ -476,6 +485,108 @@ class Client:
         return target
 
 
+    # -- batches -----------------------------------------------------------------------------
+
+    def create_batch(self, template_id: str, rows: Sequence[Mapping[str, Any]] | None = None,
+                     *, csv: Path | bytes | None = None, mode: Literal["skip", "refuse"] = "skip",
+                     options: models.RenderOptions | Mapping[str, Any] | None = None,
+                     priority: int = 0, notify_url: str | None = None,
+                     idempotency_key: str | None = None) -> models.Batch:
+        """Render the template once per row: ``rows`` (objects of variable -> value) or a
+        CSV file (a path, streamed from disk, or its bytes) whose header names the
+        variables. Bad rows are skipped and listed in ``skipped`` (``mode="skip"``) or
+        refuse the batch (``"refuse"``: :class:`Invalid`, ``details`` lists every one)."""
+        if (rows is None) == (csv is None):
+            raise ValueError("give rows or csv")
+        path = f"/v1/templates/{template_id}/batches"
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        chosen = _options(options)
+        if rows is not None:
+            body = models.BatchIn(rows=[dict(r) for r in rows], mode=mode, options=chosen,
+                                  priority=priority, notify_url=notify_url)
+            return _parse(models.Batch, self._request(
+                "POST", path, json=body.model_dump(exclude_none=True), headers=headers))
+        query = {"mode": mode, "priority": priority, "notify_url": notify_url,
+                 **chosen.model_dump(exclude_none=True)}
+        headers["Content-Type"] = "text/csv"
+        content: bytes | Iterator[bytes] = csv if isinstance(csv, bytes) else _chunks(Path(
+            str(csv)))
+        return _parse(models.Batch, self._request("POST", path, content=content,
+                                                  params=_params(query), headers=headers))
+
+    def batch(self, batch_id: str) -> models.Batch:
+        return self._get(models.Batch, f"/v1/batches/{batch_id}")
+
+    def batches(self, *, limit: int = 50, before: str | None = None) -> models.BatchPage:
+        """One page of batches, newest first (``page.next`` is the ``before`` of the next)."""
+        return self._get(models.BatchPage, "/v1/batches", limit=limit, before=before)
+
+    def batch_jobs(self, batch_id: str, *, limit: int = 50,
+                   after: int = 0) -> models.BatchJobPage:
+        """One page of the rows' current jobs, by row (``page.next`` is the next ``after``)."""
+        return self._get(models.BatchJobPage, f"/v1/batches/{batch_id}/jobs", limit=limit,
+                         after=after)
+
+    def cancel_batch(self, batch_id: str) -> models.Batch:
+        return self._send(models.Batch, "POST", f"/v1/batches/{batch_id}/cancel")
+
+    def retry_batch(self, batch_id: str) -> models.Batch:
+        """A new attempt of every row that failed or was cancelled."""
+        return self._send(models.Batch, "POST", f"/v1/batches/{batch_id}/retry")
+
+    def batch_manifest(self, batch_id: str) -> models.Manifest:
+        """Every row: its job, state, error and a signed download link."""
+        return self._get(models.Manifest, f"/v1/batches/{batch_id}/manifest", format="json")
+
+    def download_batch_archive(self, batch_id: str, target: Path) -> Path:
+        """The ZIP of the batch's videos and manifest.csv into ``target`` (atomically)."""
+        return self._download(f"/v1/batches/{batch_id}/archive", target, None)
+
+    def wait_batch(self, batch_id: str, *,
+                   on_progress: Callable[[models.BatchProgress], None] | None = None,
+                   timeout: float | None = None, poll_seconds: float = 1.0) -> models.Batch:
+        """Wait until no row of the batch is left to finish and return it. Follows the
+        batch's live events (``on_progress`` gets each); polls when the stream cannot be
+        had."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        current = self.batch(batch_id)  # NotFound now, not inside a stream
+        if not current.finished:
+            with contextlib.suppress(_StreamLost):  # then polled
+                self._follow_batch(batch_id, on_progress, deadline)
+        current = self.batch(batch_id)
+        while not current.finished:
+            _sleep(poll_seconds, deadline, batch_id)
+            current = self.batch(batch_id)
+            if on_progress is not None:
+                on_progress(models.BatchProgress.model_validate(current.model_dump()))
+        return current
+
+    def _follow_batch(self, batch_id: str,
+                      on_progress: Callable[[models.BatchProgress], None] | None,
+                      deadline: float | None) -> None:
+        timeout = httpx.Timeout(self._http.timeout.connect, read=45.0)
+        try:
+            with self._http.stream("GET", f"/v1/batches/{batch_id}/events",
+                                   timeout=timeout) as response:
+                if response.is_error or not response.headers.get(
+                        "content-type", "").startswith("text/event-stream"):
+                    raise _StreamLost
+                for event in _server_sent_events(response.iter_lines()):
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise WaitTimeout(f"batch {batch_id} not finished within the time "
+                                          "given to wait")
+                    if event.get("event") not in ("progress", "done"):
+                        continue
+                    found = models.BatchProgress.model_validate(event)
+                    if on_progress is not None and event["event"] == "progress":
+                        on_progress(found)
+                    if event["event"] == "done":
+                        return
+        except (httpx.TransportError, ValueError, KeyError, pydantic.ValidationError):
+            raise _StreamLost from None
+        raise _StreamLost
+
+
 # -- helpers ----------------------------------------------------------------------------------
 
 
@@ -530,3 +641,10 @@ def _server_sent_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
         elif line.startswith(":"):
             yield {}
         # "event:" repeats the JSON's "event".
+
+
+def _chunks(path: Path, size: int = 1 << 16) -> Iterator[bytes]:
+    """A file's bytes a piece at a time (an upload streamed from disk)."""
+    with path.open("rb") as stream:
+        while chunk := stream.read(size):
+            yield chunk

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer
 LEASE_HEADER = "X-Lease-Token"  # the lease of the task a GET or the output PUT is for
 MAX_OUTPUT_BYTES = 8 * 1024**3  # a task's output
 MAX_ERROR_CHARS = 20000  # a failure report's message; the agent sends its tail
+MAX_CPU_SECONDS = 7 * 24 * 3600.0 * 256  # a week on 256 cores: more is not a measurement
 
 # The ``ext`` query parameter of upload-url and the output PUT.
 OutputExtension = Literal["mp4", "webm", "m4a", "gif", "png", "jpeg"]
@@ -47,6 +48,9 @@ class TaskKind(enum.StrEnum):
     AUDIO = "audio"  # the job's mixed sound
     ASSEMBLE = "assemble"  # joins the chunks and the audio into the export
     SNAPSHOT = "snapshot"  # one frame as a still image
+    # A code template's first task: prepare the project, then say its size, rate and
+    # length (the job's other tasks are planned from that answer).
+    PREPARE = "prepare"
 
 
 class Command(enum.StrEnum):
@@ -120,6 +124,9 @@ class ClaimedTask(Response):
     limits: dict[str, Any] | None = Field(
         None, description="the document limits the job was validated with (Limits fields); "
         "null: the node's own")
+    engine: str = Field("framefarm", description="what renders it: framefarm (a JSON "
+                        "document) or remotion (a code template)")
+    fps: int | None = Field(None, description="the job's frame rate, once known")
 
     @field_serializer("lease_expires_at")
     def _iso(self, value: dt.datetime) -> str:
@@ -207,9 +214,24 @@ class MediaInfo(Request):
     format: str = Field(max_length=100, description="the file's extension, e.g. mp4")
 
 
+class Description(Request):
+    """What a prepare task found: the composition's own size (before any scale), rate
+    and length."""
+
+    id: str = Field(max_length=200)
+    width: int = Field(ge=1, le=16384)
+    height: int = Field(ge=1, le=16384)
+    fps: int = Field(ge=1, le=240)
+    frames: int = Field(ge=1)
+
+
 class CompleteRequest(LeaseRequest):
     output_key: str | None = None
     media: MediaInfo | None = Field(None, description="an assemble task's export")
+    description: Description | None = Field(None, description="a prepare task's answer")
+    cpu_seconds: float | None = Field(
+        None, ge=0, le=MAX_CPU_SECONDS, description="CPU-seconds the node (its process and "
+        "its children) spent on the task; left out by nodes that do not measure it")
 
 
 class CompleteResponse(Response):
@@ -221,6 +243,8 @@ class FailRequest(LeaseRequest):
     error: str = Field(max_length=MAX_ERROR_CHARS)
     permanent: bool = Field(False, description="the input is invalid: retrying cannot help")
     step: str | None = None
+    cpu_seconds: float | None = Field(None, ge=0, le=MAX_CPU_SECONDS,
+                                      description="CPU-seconds spent on the failed attempt")
 
 
 class FailResponse(Response):

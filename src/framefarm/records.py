@@ -26,6 +26,8 @@ class Tenant:
     name: str
     max_concurrent_jobs: int | None
     created_at: dt.datetime
+    plan: dict[str, Any] | None = None  # limits and pricing (application/usage.py:Plan)
+    credit_balance: int | None = None  # None: not metered in credits
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -228,3 +230,61 @@ class Delivery:
     last_error: str | None
     created_at: dt.datetime
     delivered_at: dt.datetime | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One change of a tenant's credit balance."""
+
+    id: int
+    tenant_id: str
+    at: dt.datetime
+    amount: int
+    kind: str  # grant | reserve | settle | refund | adjust
+    job_id: str | None
+    batch_id: str | None
+    balance_after: int
+    note: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobUsage:
+    """What one job was estimated at, rendered, used and was charged."""
+
+    job_id: str
+    tenant_id: str
+    day: dt.date
+    width: int
+    height: int
+    fps: int
+    frames_estimated: int
+    frames: int
+    output_seconds: float
+    cpu_render: float
+    cpu_audio: float
+    cpu_assemble: float
+    cpu_snapshot: float
+    bytes_stored: int
+    credits_per_second: float
+    credits_reserved: int
+    credits_charged: int
+    credits_refunded: int
+    settled_at: dt.datetime | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UsageDay:
+    """One tenant's usage on one UTC day (of the jobs submitted that day)."""
+
+    tenant_id: str
+    day: dt.date
+    jobs: int
+    frames: int
+    output_seconds: float
+    cpu_render: float
+    cpu_audio: float
+    cpu_assemble: float
+    cpu_snapshot: float
+    bytes_stored: int
+    credits_charged: int
+    credits_refunded: int

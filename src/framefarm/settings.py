@@ -49,6 +49,9 @@ class Settings(BaseSettings):
                                      "node from it")
     max_concurrent_jobs: int = Field(50, ge=1, description="queued+running jobs per tenant")
     min_chunk_seconds: float = Field(2.0, gt=0, description="shortest chunk worth a task")
+    unserved_engines: Literal["refuse", "wait"] = Field(
+        "refuse", description="a render whose engine (remotion) no registered node has: "
+        "refused at submit (refuse), or queued until such a node registers (wait)")
     max_upload_bytes: int = Field(512 * 1024**2, description="per uploaded file")
     max_upload_files: int = Field(
         20, ge=1, description="one upload request's body may hold this many files' worth: "
@@ -56,6 +59,9 @@ class Settings(BaseSettings):
         "bounded by max_upload_bytes")
     export_days: float = Field(7.0, gt=0, description="exports are deleted after this")
     signed_url_seconds: int = Field(900, gt=0, description="lifetime of a download link")
+    batch_max_rows: int = Field(10_000, ge=1, description="rows in one batch")
+    batch_max_bytes: int = Field(
+        20 * 1024**2, ge=1024, description="a batch's CSV upload, counted while it streams")
     log_json: bool = Field(False, description="log one JSON object per line")
     webhook_allow_private: bool = Field(
         False, description="allow webhooks to loopback/private addresses (tests, LANs)")

@@ -8,16 +8,35 @@ they fail."""
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from framefarm.engines.remotion import RemotionEngine, process, project
 from support.ci import skip_or_fail
+from support.farm import Farm, clear_framefarm_env
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "remotion-card"
+
+
+def open_to_the_sandbox(folder: Path) -> Path:
+    """pytest makes its temporary folders 0700; the sandbox's user (the engine drops to
+    it when the tests run as root) must be able to enter a cache made inside one."""
+    for parent in (folder, *folder.parents):
+        if parent == Path(tempfile.gettempdir()) or parent == parent.parent:
+            break
+        os.chmod(parent, parent.stat().st_mode | 0o111)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _reachable_tmp_path(tmp_path: Path) -> None:
+    open_to_the_sandbox(tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +51,7 @@ def remotion_cache(request: pytest.FixtureRequest,
                    tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
     if cache is None:
-        return tmp_path_factory.mktemp("framefarm-remotion")
+        return open_to_the_sandbox(tmp_path_factory.mktemp("framefarm-remotion"))
     return Path(cache.mkdir("framefarm-remotion"))
 
 
@@ -56,3 +75,24 @@ def example_copy(tmp_path: Path) -> Iterator[Path]:
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(EXAMPLE / name, target / name)
     yield target
+
+
+@pytest.fixture
+def make_farm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+              prepared: project.Prepared) -> Iterator[Callable[..., Farm]]:
+    """An in-process render service on SQLite (the queue is tested on both databases
+    elsewhere); its nodes share the session's prepared example."""
+    clear_framefarm_env(monkeypatch)
+    farms: list[Farm] = []
+
+    def make(**settings: Any) -> Farm:
+        values = {"lease_seconds": 60.0, "heartbeat_seconds": 0.2,
+                  "retry_backoff_seconds": 0.0, "public_url": "http://testserver",
+                  "min_chunk_seconds": 1.0, **settings}
+        farm = Farm.open("sqlite", tmp_path / f"farm{len(farms)}", **values)
+        farms.append(farm)
+        return farm
+
+    yield make
+    for farm in farms:
+        farm.close()

@@ -38,8 +38,14 @@ SEMANTIC_422 = (
     "POST /v1/templates",
     "POST /v1/templates/{template_id}/renders",
     "POST /v1/templates/{template_id}/previews",
+    "POST /v1/templates/{template_id}/batches",
     "PUT /v1/projects/{project_id}/document",
+    "POST /v1/projects/{project_id}/archive",  # bytes that are not a ZIP or a tar
     "POST /internal/tasks/{task_id}/heartbeat",
+    # Usage ranges: "to not before from, at most 366 days"; credits: "amount not 0".
+    "GET /v1/usage",
+    "GET /v1/admin/usage",
+    "POST /v1/admin/tenants/{tenant_id}/credits",
 )
 # Operations left out of the run (none: POST /v1/admin/tenants was, until its body got an
 # upper bound on max_concurrent_jobs and strict types, both found by this run).

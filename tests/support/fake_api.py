@@ -132,7 +132,8 @@ def claimed(kind: str = "render", task_id: str = "task-1", **extra: Any) -> dict
     return {"task_id": task_id, "job_id": "job-1", "kind": kind, "idx": 0, "frames": [0, 10],
             "lease_token": "lease-abcdef12", "document": {"scenes": []},
             "lease_expires_at": dt.datetime(2030, 1, 1, tzinfo=dt.UTC).isoformat(),
-            "options": {}, "assets": {}, "frames_total": 10, "asset_urls": {}, **extra}
+            "options": {}, "assets": {}, "frames_total": 10, "asset_urls": {},
+            "engine": "framefarm", "fps": 30, **extra}
 
 
 def task(kind: str = "render", **extra: Any) -> Task:

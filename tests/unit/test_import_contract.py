@@ -89,7 +89,8 @@ def test_every_module_is_covered_by_a_layer() -> None:
     """A new top-level module must be placed in the map (and here) on purpose."""
     placed = (*ENGINE, *SERVICE, "framefarm.protocol", "framefarm.errors", "framefarm.limits",
               "framefarm.clock", "framefarm.logs", "framefarm.cli", "framefarm.cli_remotion",
-              "framefarm.__main__", "framefarm.client")
+              "framefarm.cli_batch", "framefarm.cli_admin", "framefarm.__main__",
+              "framefarm.client")
     # The package itself is only its __init__: "framefarm" as a prefix would place all.
     loose = [name for name in map(module_name, PACKAGE.rglob("*.py"))
              if name != "framefarm" and not inside(name, placed)]

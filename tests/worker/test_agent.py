@@ -24,19 +24,27 @@ MakeAgent = Callable[..., Agent]
 TASK = "/internal/tasks/task-1"
 
 
+def without_cpu(body: dict[str, Any]) -> dict[str, Any]:
+    """A report's body without the CPU seconds the node measured (checked, then left out:
+    their value depends on the machine)."""
+    seconds = body.pop("cpu_seconds")
+    assert isinstance(seconds, float) and seconds >= 0
+    return body
+
+
 def stub_execute(monkeypatch: pytest.MonkeyPatch, content: bytes = b"video bytes",
                  ext: str = "mp4", error: Exception | None = None) -> list[Task]:
     """Replace the engine work: write ``content`` as the output (or raise ``error``)."""
     ran: list[Task] = []
 
     def execute(self: Agent, task: Task, folder: Path, cancel: threading.Event,
-                progress: Progress) -> tuple[Path | None, str]:
+                progress: Progress) -> tuple[Path | None, str, None]:
         ran.append(task)
         if error is not None:
             raise error
         out = folder / f"out.{ext}"
         out.write_bytes(content)
-        return out, ext
+        return out, ext, None
 
     monkeypatch.setattr(Agent, "_execute", execute)
     return ran
@@ -101,22 +109,22 @@ def test_a_task_runs_uploads_through_the_api_and_completes(
     assert api.stored == {"jobs/job-1/task-1.mp4": b"\x00part\x01" * 100}
     (done,) = api.calls("/complete")
     # No media for a chunk: only an assemble task's export is described.
-    assert done.json() == {"lease_token": "lease-abcdef12",
-                           "output_key": "jobs/job-1/task-1.mp4"}
+    assert without_cpu(done.json()) == {"lease_token": "lease-abcdef12",
+                                        "output_key": "jobs/job-1/task-1.mp4"}
     assert not api.calls("/fail")
     assert not (tmp_path / "node" / "tasks" / "task-1").exists()
 
 
 def test_a_task_without_output_completes_without_a_key(
         api: FakeApi, make_agent: MakeAgent, monkeypatch: pytest.MonkeyPatch) -> None:
-    def silent(self: Agent, *args: Any) -> tuple[Path | None, str]:
-        return None, ""
+    def silent(self: Agent, *args: Any) -> tuple[Path | None, str, None]:
+        return None, "", None
 
     monkeypatch.setattr(Agent, "_execute", silent)
     api.tasks.append(claimed("audio"))
     make_agent().run_one()
     assert api.routes()[2:] == [f"POST {TASK}/complete"]
-    assert api.calls("/complete")[0].json() == {"lease_token": "lease-abcdef12"}
+    assert without_cpu(api.calls("/complete")[0].json()) == {"lease_token": "lease-abcdef12"}
 
 
 def test_multipart_upload_puts_each_part_retrying_storage_errors(
@@ -250,7 +258,7 @@ def test_an_invalid_document_is_a_permanent_failure(
     api.tasks.append(claimed("render"))
     make_agent().run_one()
     assert api.routes()[2:] == [f"POST {TASK}/fail"]
-    assert api.calls("/fail")[0].json() == {
+    assert without_cpu(api.calls("/fail")[0].json()) == {
         "lease_token": "lease-abcdef12", "error": "scenes[0].duration: too long",
         "permanent": True, "step": "render"}
 

@@ -42,12 +42,12 @@ def seen_during_execute(monkeypatch: pytest.MonkeyPatch,
     seen: list[status.Report] = []
 
     def execute(self: Agent, task: Task, folder: Path, cancel: threading.Event,
-                progress: Progress) -> tuple[Path | None, str]:
+                progress: Progress) -> tuple[Path | None, str, None]:
         during(self)
         seen.append(state_of(self))
         out = folder / "out.mp4"
         out.write_bytes(b"video")
-        return out, "mp4"
+        return out, "mp4", None
 
     monkeypatch.setattr(Agent, "_execute", execute)
     return seen

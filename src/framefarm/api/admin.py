@@ -97,7 +97,8 @@ def queue_by_tenant(_: AdminDep, app: AppDep) -> list[dict[str, Any]]:
 @router.get("/tenants")
 def list_tenants(_: AdminDep, app: AppDep) -> list[dict[str, Any]]:
     return [{"id": r.id, "name": r.name, "max_concurrent_jobs": r.max_concurrent_jobs,
-             "created_at": views.iso(r.created_at)} for r in app.accounts.list_tenants()]
+             "created_at": views.iso(r.created_at), "plan": r.plan,
+             "credit_balance": r.credit_balance} for r in app.accounts.list_tenants()]
 
 
 @router.post("/tenants", status_code=201)

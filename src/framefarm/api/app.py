@@ -18,6 +18,7 @@ from framefarm import application
 from framefarm.api import (
     accounts,
     admin,
+    batches,
     errors,
     events,
     exports,
@@ -27,6 +28,7 @@ from framefarm.api import (
     projects,
     renders,
     studio,
+    usage,
 )
 from framefarm.application import Application
 from framefarm.settings import Settings
@@ -76,7 +78,8 @@ def create_app(settings: Settings, app: Application | None = None) -> FastAPI:
     # Body limits sit inside the metrics middleware (so refusals are counted) and inside
     # CORS (so a browser can read a 413).
     api.add_middleware(limits.BodyLimit, max_upload_bytes=settings.max_upload_bytes,
-                       max_upload_files=settings.max_upload_files)
+                       max_upload_files=settings.max_upload_files,
+                       max_batch_bytes=settings.batch_max_bytes)
     metrics.install(api, found)
     errors.install(api)
     if settings.cors_origins:
@@ -95,8 +98,9 @@ def create_app(settings: Settings, app: Application | None = None) -> FastAPI:
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     for router in (accounts.router, projects.router, renders.router, exports.router,
-                   admin.router, studio.router):
+                   admin.router, usage.router, usage.admin_router, studio.router):
         api.include_router(router)
+    api.include_router(batches.router)
     api.include_router(studio.pages)  # the studio: the page at / and its files
     # Their modules are the live-events and node-protocol owners'; their error answers are
     # documented here.

@@ -35,7 +35,9 @@ class ApiError(Exception):
 _MEANINGS = {
     400: "The request could not be read (e.g. a body that is not valid multipart).",
     401: "No credential, or an unknown or revoked one.",
-    403: "The credential may not do this (an admin key is needed), or the link expired.",
+    402: "The tenant's credits do not cover the render (details: needed, balance).",
+    403: "The credential may not do this (an admin key is needed), the link expired, or "
+         "the plan's monthly output minutes are used up.",
     404: "No such resource (another tenant's rows answer 404 too).",
     409: "The resource's state does not allow this (or a stale lease).",
     413: "The request body is over its limit.",
@@ -52,7 +54,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 # What a router's routes may answer besides their own success (APIRouter(responses=...)).
-TENANT_RESPONSES = responses(400, 401, 403, 404, 409, 413, 422, 429, 503)
+TENANT_RESPONSES = responses(400, 401, 402, 403, 404, 409, 413, 422, 429, 503)
 ADMIN_RESPONSES = responses(400, 401, 403, 404, 409, 413, 422, 503)
 NODE_RESPONSES = responses(400, 401, 404, 409, 413, 422, 503)
 
@@ -72,6 +74,11 @@ _SERVICE_ERRORS: dict[type[service.ServiceError], tuple[int, str]] = {
     service.IllegalTransition: (409, "conflict"),
     service.StaleLease: (409, "stale_lease"),
     service.TooManyJobs: (429, "too_many_jobs"),
+    service.InsufficientCredits: (402, "insufficient_credits"),
+    service.QuotaExceeded: (403, "quota_exceeded"),
+    service.StorageFull: (413, "storage_quota_exceeded"),
+    service.OverPlanResolution: (422, "resolution_over_plan"),
+    service.FeatureOff: (403, "not_in_plan"),
 }
 
 
@@ -117,7 +124,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(service.ServiceError)
     async def _service(_: Request, exc: service.ServiceError) -> JSONResponse:
         status, code = _SERVICE_ERRORS.get(type(exc), (409, "conflict"))
-        return _json(status, code, str(exc))
+        return _json(status, code, str(exc), exc.details)
 
     @app.exception_handler(Refused)
     async def _refused(_: Request, exc: Refused) -> JSONResponse:

@@ -135,7 +135,8 @@ async def upload_output(task_id: str, request: Request, node_id: NodeDep, app: A
 @router.post("/tasks/{task_id}/complete")
 def complete(task_id: str, body: protocol.CompleteRequest, node_id: NodeDep,
              app: AppDep) -> protocol.CompleteResponse:
-    job = app.farm.complete(task_id, body.lease_token, body.output_key, body.media)
+    job = app.farm.complete(task_id, body.lease_token, body.output_key, body.media,
+                            body.description, cpu_seconds=body.cpu_seconds)
     return protocol.CompleteResponse(ok=True, job_state=job.state)
 
 
@@ -143,5 +144,5 @@ def complete(task_id: str, body: protocol.CompleteRequest, node_id: NodeDep,
 def fail(task_id: str, body: protocol.FailRequest, node_id: NodeDep,
          app: AppDep) -> protocol.FailResponse:
     job = app.farm.fail(task_id, body.lease_token, body.error, permanent=body.permanent,
-                        step=body.step)
+                        step=body.step, cpu_seconds=body.cpu_seconds)
     return protocol.FailResponse(ok=True, job_state=job.state)

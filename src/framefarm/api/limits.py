@@ -10,6 +10,8 @@ length over the limit is refused before anything is read. The rules:
   fields and the multipart framing.
 - **A node's output** (``PUT /internal/tasks/{id}/output``): at most
   ``protocol.MAX_OUTPUT_BYTES``.
+- **A batch's CSV upload** (``POST /v1/templates/{id}/batches``, ``text/csv``): at most
+  ``max_batch_bytes``, streamed to the route.
 - **Every other request**: at most ``JSON_BYTES`` (10 MiB), read here in full before the
   app sees it; a JSON body (``application/json``, ``application/*+json``, or no content
   type) nested deeper than ``JSON_DEPTH`` is refused with 422 ``too_deep`` before anything
@@ -38,8 +40,9 @@ JSON_BYTES = 10 * 1024**2  # a request that is not an upload
 JSON_DEPTH = 64  # arrays and objects inside each other
 FORM_OVERHEAD = 1024**2  # an upload's form fields and multipart framing
 
-_ASSETS = re.compile(r"^/v1/projects/[^/]+/assets/?$")
+_ASSETS = re.compile(r"^/v1/projects/[^/]+/(assets|archive)/?$")
 _OUTPUT = re.compile(r"^/internal/tasks/[^/]+/output/?$")
+_BATCHES = re.compile(r"^/v1/templates/[^/]+/batches/?$")
 # A JSON string (skipped: brackets inside it do not count) or a bracket.
 _TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 _OPENING = frozenset(b"[{")
@@ -135,11 +138,13 @@ class BodyLimit:
     """The ASGI middleware: see the module's docstring for the rules."""
 
     def __init__(self, app: ASGIApp, *, max_upload_bytes: int, max_upload_files: int,
-                 json_bytes: int = JSON_BYTES, json_depth: int = JSON_DEPTH) -> None:
+                 json_bytes: int = JSON_BYTES, json_depth: int = JSON_DEPTH,
+                 max_batch_bytes: int = JSON_BYTES) -> None:
         self.app = app
         self.upload = _Streamed(max_upload_bytes * max_upload_files + FORM_OVERHEAD,
                                 max_upload_bytes)
         self.output = _Streamed(protocol.MAX_OUTPUT_BYTES)
+        self.batch_csv = _Streamed(max_batch_bytes)
         self.json_bytes, self.json_depth = json_bytes, json_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -153,6 +158,9 @@ class BodyLimit:
             rule: _Streamed | None = self.upload
         elif method == "PUT" and _OUTPUT.match(path):
             rule = self.output
+        elif method == "POST" and _BATCHES.match(path) and content_type and \
+                content_type.split(";")[0].strip().lower() == "text/csv":
+            rule = self.batch_csv
         else:
             rule = None
         limit = rule.limit if rule else self.json_bytes

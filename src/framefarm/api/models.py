@@ -210,6 +210,17 @@ class Frames(Answer):
     total: int
 
 
+class JobCredits(Answer):
+    """A job's credits: ``reserved`` when it was queued; ``charged`` and ``refunded``
+    (reserved = charged + refunded) once it finished and ``settled``."""
+
+    reserved: int
+    charged: int
+    refunded: int
+    settled: bool
+    credits_per_second: float
+
+
 class Job(Answer):
     """A render (or snapshot) job, its progress and its export."""
 
@@ -232,6 +243,8 @@ class Job(Answer):
     created_at: Time
     started_at: Time | None
     finished_at: Time | None
+    credits: JobCredits | None = Field(None, description="null: queued before usage was "
+                                       "recorded")
 
     @property
     def finished(self) -> bool:
@@ -267,3 +280,204 @@ class LogLine(Answer):
 class Link(Answer):
     url: str
     expires_at: int = Field(description="Unix time")
+
+
+# -- batches: one template, many rows of data (additive) -------------------------------------
+
+BatchStateName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class BatchIn(Body):
+    """``POST /v1/templates/{template_id}/batches`` with a JSON body (a CSV upload takes
+    the same settings as query parameters)."""
+
+    rows: list[Any] = Field(min_length=1, description="one object (variable -> value) per "
+                            "row; row 1 is the first")
+    mode: Literal["skip", "refuse"] = Field(
+        "skip", description="skip: queue the good rows and report the bad ones; refuse: "
+        "queue nothing while a row is bad")
+    options: RenderOptions = Field(default_factory=RenderOptions)
+    priority: JsonInt = Field(0, ge=-100, le=100)
+    notify_url: str | None = Field(None, max_length=2000, description="called when each "
+                                   "row's render finishes")
+    idempotency_key: str | None = Field(None, max_length=200)
+
+
+class SkippedRow(Answer):
+    row: int = Field(description="1 is the first data row")
+    field: str | None = Field(description="the variable at fault; null for the whole row")
+    message: str
+
+
+class BatchCounts(Answer):
+    """The rows' current jobs (a retried row counts its newest attempt) by state."""
+
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+
+
+class Batch(Answer):
+    """A batch: the rows given, queued and skipped, its row jobs by state, its progress."""
+
+    id: str
+    template_id: str
+    project_id: str | None
+    state: BatchStateName = Field(description="failed: finished with a failed or cancelled "
+                                  "row; cancelled: cancelled by its owner")
+    mode: Literal["skip", "refuse"]
+    options: dict[str, Any]
+    priority: int
+    rows_total: int = Field(description="every row given, good or bad")
+    rows_queued: int = Field(description="rows with a job")
+    rows_skipped: int
+    skipped: list[SkippedRow]
+    counts: BatchCounts
+    percent: float = Field(description="frames done over frames total, of the rows queued")
+    frames: Frames
+    created_at: Time
+    cancelled_at: Time | None
+    finished_at: Time | None = Field(description="when its last row finished")
+
+    @property
+    def finished(self) -> bool:
+        return self.counts.queued + self.counts.running == 0
+
+
+class BatchPage(Answer):
+    """One page of batches, newest first."""
+
+    items: list[Batch]
+    next: str | None = Field(description="pass as ``before`` for the next page; null when "
+                             "there is none")
+    has_more: bool
+
+
+class BatchJob(Job):
+    """A row's current job, with its row number."""
+
+    row: int
+
+
+class BatchJobPage(Answer):
+    """One page of a batch's row jobs, by row number."""
+
+    items: list[BatchJob]
+    next: int | None = Field(description="pass as ``after`` for the next page; null when "
+                             "there is none")
+    has_more: bool
+
+
+class BatchProgress(Answer):
+    """A batch's live event (``GET /v1/batches/{id}/events``)."""
+
+    id: str
+    state: BatchStateName
+    counts: BatchCounts
+    percent: float
+    frames: Frames
+    rows_queued: int
+
+
+class ManifestRow(Answer):
+    row: int
+    job_id: str | None = Field(description="null for a skipped row")
+    state: str = Field(description="the row job's state, or 'skipped'")
+    error: str | None
+    file: str | None = Field(description="its name in the batch's archive")
+    download_url: str | None = Field(description="a signed link to its video")
+    download_expires_at: int | None = Field(description="Unix time")
+
+
+class Manifest(Answer):
+    batch_id: str
+    rows: list[ManifestRow]
+
+
+# -- usage, plans and credits -------------------------------------------------------------------
+
+
+class CpuSeconds(Answer):
+    """Node CPU-seconds by step."""
+
+    render: float
+    audio: float
+    assemble: float
+    snapshot: float
+
+
+class UsageDay(Answer):
+    """One UTC day's usage of the jobs submitted that day: what they rendered (frames,
+    output seconds), the node CPU they took, the bytes of their exports, their credits."""
+
+    tenant_id: str
+    day: dt.date
+    jobs: int
+    frames: int
+    output_seconds: float
+    cpu_seconds: CpuSeconds
+    bytes_stored: int
+    credits_charged: int
+    credits_refunded: int
+
+
+class Plan(Answer):
+    """A tenant's limits (null: none) and prices."""
+
+    max_concurrent_jobs: int | None = None
+    output_minutes_per_month: float | None = None
+    storage_bytes: int | None = None
+    max_resolution: choices.SizePreset | None = None
+    credits_per_second: float = 0.0
+    tiers: dict[choices.SizePreset, float] = Field(default_factory=dict)
+    code_templates: bool = False
+
+
+class Usage(Answer):
+    """``GET /v1/usage``: the tenant's days from ``from`` to ``to`` (both included), their
+    totals, its credit balance (null: not metered) and its plan."""
+
+    tenant_id: str
+    from_: dt.date = Field(alias="from")
+    to: dt.date
+    days: list[UsageDay]
+    totals: UsageDay
+    balance: int | None
+    plan: Plan
+
+
+class PlanIn(Body):
+    """``PUT /v1/admin/tenants/{id}/plan``: the whole plan (a field left out: no limit)."""
+
+    max_concurrent_jobs: Annotated[Annotated[int, Field(ge=1, le=100_000)], WHOLE] | None = None
+    output_minutes_per_month: float | None = Field(None, ge=0)
+    storage_bytes: Annotated[Annotated[int, Field(ge=0)], WHOLE] | None = None
+    max_resolution: choices.SizePreset | None = None
+    credits_per_second: float = Field(0.0, ge=0, le=1_000_000)
+    tiers: dict[choices.SizePreset, Annotated[float, Field(ge=0, le=1_000_000)]] = Field(
+        default_factory=dict, description="size preset -> credits per second for outputs "
+        "whose shorter side is at most the preset's")
+    code_templates: bool = Field(False, description="may render code templates (Remotion "
+                                 "projects: the tenant's code runs on the nodes)")
+
+
+class CreditsIn(Body):
+    """``POST /v1/admin/tenants/{id}/credits``: a grant (amount > 0) or an adjustment
+    (amount < 0; the balance never goes below zero)."""
+
+    amount: Annotated[int, WHOLE] = Field(ge=-10**15, le=10**15)
+    note: str | None = Field(None, max_length=500)
+
+
+class LedgerEntry(Answer):
+    id: int
+    tenant_id: str
+    at: Time
+    amount: int
+    kind: Literal["grant", "reserve", "settle", "refund", "adjust"]
+    job_id: str | None
+    batch_id: str | None
+    balance_after: int
+    note: str | None

@@ -11,7 +11,7 @@ from framefarm.api import models
 from framefarm.api.deps import AppDep, TenantDep, file_responses, send
 from framefarm.api.errors import TENANT_RESPONSES
 from framefarm.api.renders import job_json
-from framefarm.application import views
+from framefarm.application import archives, views
 from framefarm.application.projects import Upload, asset_name
 
 router = APIRouter(prefix="/v1", responses=TENANT_RESPONSES)
@@ -75,6 +75,23 @@ def upload_assets(
                       f.file) for f in files]
     return [{"name": s.name, "sha256": s.sha256, "size": s.size}
             for s in app.projects.upload(caller.tenant_id, project_id, uploads)]
+
+
+@router.post("/projects/{project_id}/archive", status_code=201,
+             response_model=list[models.UploadedAsset])
+def upload_archive(
+    project_id: str, caller: TenantDep, app: AppDep,
+    archive: Annotated[UploadFile, File(description="a ZIP or tar (.tar, .tar.gz, .tgz, "
+                                        ".tar.bz2, .tar.xz) of the project's files")],
+    folder: Annotated[str | None, Form(description="a folder for all of them")] = None,
+) -> list[dict[str, Any]]:
+    """Upload many files as one archive (a Remotion project's folder, say): each file is
+    stored under its path in it, one enclosing folder taken as the root; node_modules,
+    .git and hidden files are passed over; links, escaping paths, more than 5,000 files
+    or 500 MiB unpacked are refused, naming the member, before anything is stored."""
+    with archives.uploads(archive.file, folder=folder) as uploads:
+        stored = app.projects.upload(caller.tenant_id, project_id, uploads)
+    return [{"name": s.name, "sha256": s.sha256, "size": s.size} for s in stored]
 
 
 @router.get("/projects/{project_id}/assets", response_model=list[models.Asset])

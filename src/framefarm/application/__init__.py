@@ -8,9 +8,11 @@ transition; below it: the state machine (``framefarm.queue``), the repositories
 - :class:`~framefarm.application.accounts.Accounts` — tenants and API keys
 - :class:`~framefarm.application.projects.Projects` — projects, assets, templates
 - :class:`~framefarm.application.renders.Renders` — submit, snapshots, progress, cancel
+- :class:`~framefarm.application.batches.Batches` — one template, many rows of data
 - :class:`~framefarm.application.farm.Farm` — the node protocol and the admin's nodes
 - :class:`~framefarm.application.exports.Exports` — exports and signed links
 - :class:`~framefarm.application.webhooks.Webhooks` — subscriptions and the outbox sender
+- :class:`~framefarm.application.usage.Usage` — usage, plans, credits and the ledger
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 from framefarm.application import views
 from framefarm.application.accounts import Accounts
+from framefarm.application.batches import Batches
 from framefarm.application.context import Context
 from framefarm.application.exports import Exports
 from framefarm.application.farm import Farm
@@ -32,6 +35,7 @@ from framefarm.application.metrics import Counters
 from framefarm.application.projects import Projects
 from framefarm.application.queue import Queue, QueueSettings
 from framefarm.application.renders import Renders
+from framefarm.application.usage import Usage
 from framefarm.application.webhooks import Webhooks
 from framefarm.clock import Clock
 from framefarm.db import migrate
@@ -87,12 +91,15 @@ class Application:
     farm: Farm
     exports: Exports
     webhooks: Webhooks
+    batches: Batches
+    usage: Usage
 
     @classmethod
     def build(cls, ctx: Context) -> Application:
         projects = Projects(ctx)
-        return cls(ctx, Accounts(ctx.db), projects, Renders(ctx, projects), Farm(ctx),
-                   Exports(ctx), Webhooks(ctx))
+        renders, exports = Renders(ctx, projects), Exports(ctx)
+        return cls(ctx, Accounts(ctx.db), projects, renders, Farm(ctx), exports,
+                   Webhooks(ctx), Batches(ctx, projects, renders, exports), Usage(ctx.db))
 
     @property
     def settings(self) -> Settings:

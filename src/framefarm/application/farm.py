@@ -15,12 +15,14 @@ import secrets
 from collections.abc import Mapping
 from typing import IO, Any
 
-from framefarm import protocol
+from framefarm import chunks, protocol
 from framefarm.application.context import Context, Download, blob_key, download
+from framefarm.application.queue import Planned, render_plan
+from framefarm.limits import Limits
 from framefarm.queue.errors import NotFound, StaleLease
 from framefarm.queue.states import JobState, TaskKind, TaskState
 from framefarm.records import Crash, Job, Node, Sample, Task
-from framefarm.repos import jobs, nodes, tenants
+from framefarm.repos import claims, jobs, nodes, tenants
 from framefarm.repos.exports import ExportMeta
 from framefarm.storage.local import InvalidUpload
 
@@ -196,7 +198,9 @@ class Farm:
         self.ctx.storage.put_stream(key, staged, MAX_OUTPUT)
 
     def complete(self, task_id: str, token: str, output_key: str | None,
-                 media: protocol.MediaInfo | None) -> Job:
+                 media: protocol.MediaInfo | None,
+                 description: protocol.Description | None = None, *,
+                 cpu_seconds: float | None = None) -> Job:
         task = self.ctx.queue.leased(task_id, token)
         storage = self.ctx.storage
         if output_key and not output_key.startswith(f"jobs/{task.job_id}/"):
@@ -212,7 +216,17 @@ class Farm:
                 cache = jobs.get(conn, task.job_id).options.get("cache_key")
             if cache:
                 storage.copy(output_key, cache)
-        job = self.ctx.queue.complete(task_id, token, output_key, export)
+        planned = None
+        if task.kind == TaskKind.PREPARE:
+            if description is None:
+                raise Refused("invalid_description", "a prepare task completes with the "
+                              "description of what it prepared")
+            with self.ctx.db.read() as conn:
+                limits = jobs.get(conn, task.job_id).limits or {}
+            planned = self._plan(task.engine, description,
+                                 limits.get("max_chunks", Limits().max_chunks))
+        job = self.ctx.queue.complete(task_id, token, output_key, export, planned,
+                                      cpu_seconds=cpu_seconds)
         counters = self.ctx.counters
         counters.completed.labels(task.kind).inc()
         if task.started_at:
@@ -223,6 +237,20 @@ class Farm:
         if job.state == JobState.SUCCEEDED and job.kind == "render":
             tidy_parts(self.ctx, job)
         return job
+
+    def _plan(self, engine: str, found: protocol.Description, max_chunks: int) -> Planned:
+        """The tasks of a prepared job: its frames in chunks for the nodes online that
+        have its engine, the audio, the assemble step."""
+        with self.ctx.db.read() as conn:
+            able = sum(node_status(self.ctx, n) in ("online", "busy")
+                       and engine in claims.node_engines(n.capabilities)
+                       for n in nodes.list_all(conn))
+        settings = self.ctx.settings
+        ranges = chunks.plan(found.frames, found.fps, nodes=able,
+                             min_chunk_seconds=settings.min_chunk_seconds,
+                             max_chunks=max_chunks)
+        return Planned(render_plan(ranges, found.frames), found.frames, found.fps,
+                       found.model_dump())
 
     def _export_meta(self, key: str, media: protocol.MediaInfo | None) -> ExportMeta:
         """The export's description: the node's own probe of the file it made, checked
@@ -238,9 +266,10 @@ class Farm:
                           keep_days=self.ctx.settings.export_days)
 
     def fail(self, task_id: str, token: str, error: str, *, permanent: bool,
-             step: str | None) -> Job:
+             step: str | None, cpu_seconds: float | None = None) -> Job:
         task = self.ctx.queue.leased(task_id, token)
-        job = self.ctx.queue.fail(task_id, token, error, permanent=permanent, step=step)
+        job = self.ctx.queue.fail(task_id, token, error, permanent=permanent, step=step,
+                                  cpu_seconds=cpu_seconds)
         if job.state == JobState.FAILED:
             tidy_parts(self.ctx, job)
         self.ctx.counters.failed.labels(task.kind).inc()
@@ -294,6 +323,7 @@ def _claimed(ctx: Context, task: Task, job: Job) -> protocol.ClaimedTask:
         frames=(task.frame_start, task.frame_end), lease_token=task.lease_token,
         lease_expires_at=task.lease_expires_at, document=job.document, options=job.options,
         assets=job.assets, limits=job.limits, frames_total=job.frames_total,
+        engine=job.engine, fps=job.fps,
         # Presigned URLs when storage has them: the node fetches inputs straight from it.
         asset_urls={sha: ctx.storage.presigned_get(blob_key(sha), URL_SECONDS)
                     for sha in set(job.assets.values())})

@@ -13,9 +13,10 @@ from typing import IO, Any
 import pydantic
 
 from framefarm import errors
+from framefarm.application import usage
 from framefarm.application.context import Context, Download, blob_key, download
 from framefarm.document import loader, models
-from framefarm.queue.errors import Conflict
+from framefarm.queue.errors import Conflict, StorageFull
 from framefarm.records import Asset, Export, Project, Template
 from framefarm.repos import jobs, projects
 
@@ -136,11 +137,23 @@ class Projects:
             staging = f"uploads/{time.monotonic_ns()}"
             size, sha = storage.put_stream(staging, upload.stream,
                                            self.ctx.settings.max_upload_bytes)
+            # The plan's storage: checked before the content is kept (a refused upload
+            # leaves nothing), and again under the tenant's lock with the asset's row.
+            replacing = (project_id, upload.name)
+            try:
+                with self.ctx.db.read() as conn:
+                    usage.check_storage(conn, tenant_id, upload.name, size,
+                                        now=self.ctx.now(), replacing=replacing)
+            except StorageFull:
+                storage.delete(staging)
+                raise
             # Always put the content in place, even when the same content is stored:
             # the fresh copy is young, so the sweeper's age guard cannot take it away
             # between now and the asset row that points at it.
             storage.rename(staging, blob_key(sha))
             with self.ctx.db.tx() as conn:
+                usage.check_storage(conn, tenant_id, upload.name, size, now=self.ctx.now(),
+                                    replacing=replacing, lock=True)
                 projects.put_asset(conn, tenant_id, project_id, upload.name, sha, size,
                                    now=self.ctx.now())
             stored.append(StoredAsset(upload.name, sha, size))

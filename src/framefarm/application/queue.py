@@ -4,7 +4,8 @@ writes comes from the state machine (:mod:`framefarm.queue.states`).
 
 A job that reaches succeeded, failed or cancelled gets its webhook deliveries written in
 the same transaction (the outbox), so no caller can forget them and a crash between the
-two loses nothing.
+two loses nothing; its credits are settled or refunded there too (:meth:`Queue._finished`),
+as they were reserved in the transaction that queued it (:meth:`Queue._insert_job`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from framefarm import webhooks as webhooks_shared
+from framefarm.application import usage as metering
 from framefarm.db.database import Database, new_id, retry_deadlocks
 from framefarm.queue import states
 from framefarm.queue.errors import (
@@ -30,7 +32,8 @@ from framefarm.queue.errors import (
 )
 from framefarm.queue.states import JobEvent, JobState, TaskEvent, TaskKind, TaskState
 from framefarm.records import Job, Task
-from framefarm.repos import batches, claims, exports, jobs, nodes, tenants, webhooks
+from framefarm.repos import batches, claims, exports, jobs, ledger, nodes, webhooks
+from framefarm.repos import usage as usage_rows
 from framefarm.repos.exports import ExportMeta
 
 
@@ -54,6 +57,18 @@ class TaskPlan:
     frame_start: int = 0
     frame_end: int = 0
     waiting: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Planned:
+    """What a prepare task found, as the rest of its job: the tasks (indexes from 0, put
+    after the prepare task's), the frame count, the rate, and the description its later
+    tasks get in the job's options (``composition``), so they need not find it again."""
+
+    plan: Sequence[TaskPlan]
+    frames_total: int
+    fps: int
+    description: Mapping[str, Any]
 
 
 def render_plan(chunks: Sequence[tuple[int, int]], frames_total: int) -> list[TaskPlan]:
@@ -82,9 +97,11 @@ class Queue:
         project_id: str | None = None, idempotency_key: str | None = None,
         notify_url: str | None = None, attempt: int = 1, retry_of: str | None = None,
         engine: str = "framefarm", batch_id: str | None = None, batch_row: int | None = None,
+        estimate: Mapping[str, int] | None = None,
     ) -> tuple[Job, bool]:
         """Queue a job and its tasks. Returns (job, created): with a known idempotency key
-        the existing job comes back and nothing is queued."""
+        the existing job comes back and nothing is queued. ``estimate``: the output's
+        size (``usage.estimate``), which prices the job's reservation."""
         if not plan:
             raise ValueError("a job needs at least one task")
         row = dict(tenant_id=tenant_id, kind=kind, engine=engine, priority=priority,
@@ -92,7 +109,7 @@ class Queue:
                    document=document, options=dict(options), assets=dict(assets),
                    limits=dict(limits) if limits is not None else None,
                    frames_total=frames_total, fps=fps, attempt=attempt, retry_of=retry_of,
-                   idempotency_key=idempotency_key, notify_url=notify_url)
+                   idempotency_key=idempotency_key, notify_url=notify_url, estimate=estimate)
         try:
             return self._insert(row, plan)
         except sa.exc.IntegrityError:
@@ -129,7 +146,11 @@ class Queue:
                                             tenant_id=batch["tenant_id"]), plan)
 
     def _check_concurrency(self, conn: Connection, tenant_id: str) -> None:
-        limit = tenants.max_concurrent_jobs(conn, tenant_id)
+        """Under the tenant's lock (held to the end of the submit), so concurrent submits
+        count each other. The plan's limit, else the tenant's, else the server's."""
+        account = ledger.lock_tenant(conn, tenant_id)
+        limit = metering.Plan.load(account.plan).max_concurrent_jobs
+        limit = account.max_concurrent_jobs if limit is None else limit
         limit = self.settings.max_concurrent_jobs if limit is None else limit
         active = jobs.count_unfinished(conn, tenant_id)
         if active >= limit:
@@ -137,10 +158,14 @@ class Queue:
 
     def _insert_job(self, conn: Connection, row: Mapping[str, Any],
                     plan: Sequence[TaskPlan]) -> None:
-        """One job (``row`` holds its id) and its tasks, in the caller's transaction."""
+        """One job (``row`` holds its id) and its tasks, in the caller's transaction, with
+        its credits reserved (``row["estimate"]``, the output's size, prices them) under
+        the tenant's lock: a refusal (plan or credits) rolls the whole transaction back."""
         if not plan:
             raise ValueError("a job needs at least one task")
         now = self.now()
+        size = row.get("estimate")
+        row = {k: v for k, v in row.items() if k != "estimate"}
         job_id, tenant_id = row["id"], row["tenant_id"]
         engine = row.get("engine", "framefarm")
         jobs.insert(conn, dict(row, state=JobState.QUEUED, step="queued", created_at=now,
@@ -152,8 +177,10 @@ class Queue:
                  requeues=0, not_before=now, frames_done=0)
             for p in plan
         ])
+        reserved = metering.reserve(conn, row, size, now=now)
         jobs.log(conn, job_id, "info",
-                 f"queued: {len(plan)} tasks, {row['frames_total']} frames", now=now)
+                 f"queued: {len(plan)} tasks, {row['frames_total']} frames"
+                 + (f", {reserved} credits reserved" if reserved else ""), now=now)
 
     @retry_deadlocks
     def cancel(self, tenant_id: str | None, job_id: str) -> Job:
@@ -171,7 +198,7 @@ class Queue:
             jobs.log(conn, job_id, "info", "cancelled", now=now)
             self.db.job_changed(conn, job_id)
             job = jobs.get(conn, job_id)
-            self._outbox(conn, job)
+            self._finished(conn, job)
             return job
 
     def retry(self, tenant_id: str, job_id: str) -> Job:
@@ -179,6 +206,7 @@ class Queue:
         with self.db.read() as conn:
             old = jobs.get(conn, job_id, tenant_id)
             tasks = jobs.tasks(conn, job_id)
+            used = usage_rows.get(conn, job_id)
         try:
             states.job_transition(old.state, JobEvent.RETRY)
         except IllegalTransition:
@@ -186,12 +214,16 @@ class Queue:
                            f"{old.state}") from None
         plan = [TaskPlan(TaskKind(r.kind), r.idx, r.frame_start, r.frame_end,
                          waiting=r.kind == TaskKind.ASSEMBLE) for r in tasks]
+        if any(r.kind == TaskKind.PREPARE for r in tasks):
+            # Prepared again: the project may render differently on another node's cache.
+            plan = [p for p in plan if p.kind == TaskKind.PREPARE]
         job, _ = self.submit(
             tenant_id, kind=old.kind, document=old.document, options=old.options,
             assets=old.assets, limits=old.limits, frames_total=old.frames_total, fps=old.fps,
             plan=plan, priority=old.priority, project_id=old.project_id,
             notify_url=old.notify_url, attempt=old.attempt + 1, retry_of=job_id,
-            engine=old.engine, batch_id=old.batch_id, batch_row=old.batch_row)
+            engine=old.engine, batch_id=old.batch_id, batch_row=old.batch_row,
+            estimate=metering.estimate(used.width, used.height) if used else None)
         return job
 
     # -- the node's side: claim, heartbeat, complete, fail ----------------------------------
@@ -214,7 +246,8 @@ class Queue:
                 return held[0]
             if node.draining:
                 return None
-            task = claims.lock_next(conn, node_id, now, lock=self.db.lock_candidate)
+            task = claims.lock_next(conn, node_id, now, lock=self.db.lock_candidate,
+                                    engines=claims.node_engines(node.capabilities))
             if task is None:
                 nodes.update(conn, node_id, last_heartbeat=now, current_task_id=None)
                 return None
@@ -271,10 +304,14 @@ class Queue:
 
     @retry_deadlocks
     def complete(self, task_id: str, token: str, output_key: str | None,
-                 export: ExportMeta | None = None) -> Job:
+                 export: ExportMeta | None = None, planned: Planned | None = None,
+                 cpu_seconds: float | None = None) -> Job:
         """Mark a leased task done; unblocks the assemble task when its inputs are all done.
         An assemble task's ``export`` is recorded in the same transaction, so a job is never
-        seen succeeded without its export. Returns the job after the change."""
+        seen succeeded without its export; a prepare task's ``planned`` tasks are queued
+        in it, so the job is never seen prepared with nothing to do; the node's
+        ``cpu_seconds`` for the task are the job's usage. Returns the job after the
+        change."""
         now = self.now()
         with self.db.tx() as conn:
             task = _leased(conn, task_id, token)
@@ -291,6 +328,8 @@ class Queue:
             job_id = task.job_id
             jobs.log(conn, job_id, "info", f"{task.kind} {task.idx} done", now=now,
                      task_id=task_id, node_id=task.node_id)
+            if cpu_seconds:
+                usage_rows.add_cpu(conn, job_id, task.kind, cpu_seconds)
             # The job's lock, taken as late as possible, orders the completions of its
             # last inputs: the one that locks last sees the others committed, finds no
             # input pending and releases the assemble task.
@@ -299,6 +338,8 @@ class Queue:
                 jobs.update(conn, job_id, result_key=output_key)
             if export is not None and task.kind == TaskKind.ASSEMBLE:
                 exports.insert(conn, task.tenant_id, job_id, export, now=now)
+            if task.kind == TaskKind.PREPARE:
+                self._expand(conn, jobs.get(conn, job_id), planned)
             if (task.kind in (TaskKind.RENDER, TaskKind.AUDIO)
                     and jobs.count_pending_inputs(conn, job_id) == 0):
                 jobs.move_tasks(conn, job_id, TaskEvent.READY, not_before=now)
@@ -306,10 +347,11 @@ class Queue:
 
     @retry_deadlocks
     def fail(self, task_id: str, token: str, error: str, *, permanent: bool = False,
-             step: str | None = None) -> Job:
+             step: str | None = None, cpu_seconds: float | None = None) -> Job:
         """A node reports a failure. Invalid input (``permanent``) fails the job at once;
         otherwise the task is retried later, preferably elsewhere, until it has failed
-        ``max_attempts`` times. A node failing one job repeatedly is blocked from it."""
+        ``max_attempts`` times. A node failing one job repeatedly is blocked from it. The
+        CPU-seconds the node spent on the attempt count as the job's usage."""
         now = self.now()
         s = self.settings
         with self.db.tx() as conn:
@@ -317,6 +359,8 @@ class Queue:
             _check(task, TaskEvent.FAIL)
             job_id, node_id = task.job_id, task.node_id
             failures = task.failures + 1
+            if cpu_seconds:
+                usage_rows.add_cpu(conn, job_id, task.kind, cpu_seconds)
             if node_id:
                 nodes.count_failure(conn, node_id, task_id, job_id, error, now=now)
                 self._count_node_failure(conn, job_id, node_id)
@@ -338,6 +382,26 @@ class Queue:
                          f"(attempt {failures}), retrying in {delay:g}s: {error}", now=now,
                          task_id=task_id, node_id=node_id)
             return self._refresh_job(conn, job_id)
+
+    def _expand(self, conn: Connection, job: Job, planned: Planned | None) -> None:
+        """Queue the tasks a prepare task planned, after it (higher indexes), and give the
+        job the length and rate it found."""
+        if planned is None or not planned.plan:
+            raise ValueError("a prepare task completes with the plan of the job's tasks")
+        now = self.now()
+        first = 1 + max(task.idx for task in jobs.tasks(conn, job.id))
+        jobs.add_tasks(conn, [
+            dict(id=new_id("tsk"), job_id=job.id, tenant_id=job.tenant_id, kind=p.kind,
+                 engine=job.engine, idx=first + p.idx, frame_start=p.frame_start,
+                 frame_end=p.frame_end,
+                 state=TaskState.WAITING if p.waiting else TaskState.QUEUED,
+                 priority=job.priority, job_created_at=job.created_at, failures=0,
+                 requeues=0, not_before=now, frames_done=0)
+            for p in planned.plan])
+        jobs.update(conn, job.id, frames_total=planned.frames_total, fps=planned.fps,
+                    options={**job.options, "composition": dict(planned.description)})
+        jobs.log(conn, job.id, "info", f"prepared: {len(planned.plan)} tasks, "
+                 f"{planned.frames_total} frames at {planned.fps} fps", now=now)
 
     def _count_node_failure(self, conn: Connection, job_id: str, node_id: str) -> None:
         failures = jobs.count_node_failure(conn, job_id, node_id)
@@ -392,7 +456,7 @@ class Queue:
                          task_id=task.id)
                 jobs.log(conn, job_id, "info", "job failed", now=now)
                 self.db.job_changed(conn, job_id)
-                self._outbox(conn, jobs.get(conn, job_id))
+                self._finished(conn, jobs.get(conn, job_id))
                 failed += 1
         return failed
 
@@ -480,8 +544,15 @@ class Queue:
         self.db.job_changed(conn, job_id)
         job = dataclasses.replace(job, state=new, **values)
         if finishing:
-            self._outbox(conn, job)
+            self._finished(conn, job)
         return job
+
+    def _finished(self, conn: Connection, job: Job) -> None:
+        """What a job that just finished gets in the transaction that finished it: its
+        webhook deliveries, and its credits settled (charged for what it made, the rest
+        refunded). Reached once per job: each caller moves it to a finished state."""
+        self._outbox(conn, job)
+        metering.settle(conn, job, now=self.now())
 
     def _outbox(self, conn: Connection, job: Job) -> None:
         """One delivery per target for a finished render: its notify_url and every tenant
@@ -497,6 +568,31 @@ class Queue:
         for hook_id, url in targets:
             webhooks.add_delivery(conn, tenant_id=job.tenant_id, job_id=job.id,
                                   webhook_id=hook_id, url=url, event=event, now=self.now())
+
+    # -- many jobs at once (a batch's rows) ---------------------------------------------------
+
+    @retry_deadlocks
+    def cancel_many(self, tenant_id: str, job_ids: Sequence[str]) -> list[Job]:
+        """Cancel these jobs as :meth:`cancel` does, in one transaction (the caller keeps
+        it bounded by giving a few hundred at a time); jobs already finished are left as
+        they are. Returns the jobs it cancelled."""
+        cancelled: list[Job] = []
+        with self.db.tx() as conn:
+            now = self.now()
+            for job_id in job_ids:
+                self.db.lock_job(conn, job_id)
+                job = jobs.get(conn, job_id, tenant_id)
+                if job.state in states.FINISHED_JOB:
+                    continue
+                jobs.move_tasks(conn, job_id, TaskEvent.CANCEL, finished_at=now)
+                jobs.move_job(conn, job, JobEvent.CANCEL, step="cancelled", finished_at=now,
+                              updated_at=now)
+                jobs.log(conn, job_id, "info", "cancelled", now=now)
+                self.db.job_changed(conn, job_id)
+                job = jobs.get(conn, job_id)
+                self._finished(conn, job)
+                cancelled.append(job)
+        return cancelled
 
 
 def _summarise(job: Job, tasks: Sequence[Task], now: dt.datetime) -> states.Summary:
@@ -545,4 +641,5 @@ def _leased(conn: Connection, task_id: str, token: str, lock: Database | None = 
     return task
 
 
-__all__ = ["ExportMeta", "NotFound", "Queue", "QueueSettings", "TaskPlan", "render_plan"]
+__all__ = ["ExportMeta", "NotFound", "Planned", "Queue", "QueueSettings", "TaskPlan",
+           "render_plan"]

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from framefarm import chunks, engine, errors, webhooks
+from framefarm.application import code_templates, usage
 from framefarm.application.context import Context, Download, blob_key, download
 from framefarm.application.farm import node_status, tidy_parts
 from framefarm.application.projects import Projects, asset_name
@@ -25,10 +26,12 @@ from framefarm.document import templates
 from framefarm.document.timeline import Timeline
 from framefarm.limits import Limits
 from framefarm.queue import states
+from framefarm.queue.errors import FeatureOff
 from framefarm.queue.states import TaskKind
-from framefarm.records import Delivery, Export, Job, LogLine
-from framefarm.repos import exports, jobs, nodes
+from framefarm.records import Delivery, Export, Job, JobUsage, LogLine
+from framefarm.repos import claims, exports, jobs, ledger, nodes
 from framefarm.repos import projects as project_rows
+from framefarm.repos import usage as usage_rows
 from framefarm.repos import webhooks as hooks
 from framefarm.speech import resolve as speech
 
@@ -42,6 +45,7 @@ class JobView:
     job: Job
     summary: states.Summary
     export: Export | None
+    usage: JobUsage | None = None  # its credits reserved, charged, refunded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +68,7 @@ class Prepared:
 
     columns: dict[str, Any]
     plan: list[TaskPlan]
-    timeline: Timeline
+    timeline: Timeline | None  # None: a code template, known only once a node prepared it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +129,11 @@ class Renders:
     def _validate(self, document: Mapping[str, Any], assets: Mapping[str, str],
                   options: Mapping[str, Any], limits: Limits) -> Timeline:
         """Check the document exactly as a node will load it, with its real assets."""
+        if code_templates.engine_of(document) != "framefarm":
+            raise errors.DocumentError(
+                f"a {code_templates.engine_of(document)} code template is rendered by a node "
+                "that has its engine: submit it as a render (POST /v1/renders); snapshots "
+                "and timelines are for JSON documents")
         overrides = {k: options[k] for k in RENDER_OPTIONS if options.get(k) is not None}
         if not assets:
             return engine.load_timeline(document, base_dir=self._no_assets, limits=limits,
@@ -181,6 +190,8 @@ class Renders:
         if assets is None:
             assets = self.projects.asset_map(tenant_id, project_id)
         limits = self.limits
+        if code_templates.engine_of(filled) != "framefarm":
+            return self._prepare_code(tenant_id, filled, project_id, assets, options)
         tl = self._validate(filled, assets, options, limits)
         assets = speech.bundle(tl, assets, self.ctx.storage, blob_key)  # nodes get its audio
         if tl.output.format == "png":
@@ -194,10 +205,44 @@ class Renders:
                                            max_chunks=tl.project.limits.max_chunks),
                                tl.total_frames)
             kind = "render"
+        # The output's size prices the job's credits (with its frames and fps) and is
+        # checked against the plan when the job is queued (usage.reserve).
         columns = dict(tenant_id=tenant_id, kind=kind, document=filled, options=options,
                        assets=dict(assets), limits=limits.model_dump(),
-                       frames_total=tl.total_frames, fps=tl.fps, project_id=project_id)
+                       frames_total=tl.total_frames, fps=tl.fps, project_id=project_id,
+                       estimate=usage.estimate(tl.width, tl.height))
         return Prepared(columns, plan, tl)
+
+    def _prepare_code(self, tenant_id: str, filled: dict[str, Any], project_id: str | None,
+                      assets: Mapping[str, str], options: dict[str, Any]) -> Prepared:
+        """A code template's submission: checked as far as the server can, planned as its
+        prepare task, and refused when no node could ever take it."""
+        spec = code_templates.check(filled, assets, options)
+        with self.ctx.db.read() as conn:
+            allowed = usage.Plan.load(ledger.account(conn, tenant_id).plan).code_templates
+        if not allowed:
+            raise FeatureOff(
+                "code templates are off for this tenant: they run the tenant's code on the "
+                "render nodes, so an admin turns them on (framefarm admin plan TENANT "
+                "--code-templates, or PUT /v1/admin/tenants/{id}/plan with "
+                '"code_templates": true)')
+        if (self.ctx.settings.unserved_engines == "refuse"
+                and self.farm_nodes_with(spec.engine) == 0):
+            raise errors.DocumentError(
+                f"no render node of this farm runs {spec.engine} renders (a node needs "
+                "Node.js, npm and Chromium, and reports the engine when it registers); "
+                "set FRAMEFARM_UNSERVED_ENGINES=wait to queue such renders until one does")
+        columns = dict(tenant_id=tenant_id, kind="render", engine=spec.engine,
+                       document=spec.model_dump(), options=options, assets=dict(assets),
+                       limits=self.limits.model_dump(), frames_total=0, fps=0,
+                       project_id=project_id)
+        return Prepared(columns, code_templates.plan(), None)
+
+    def farm_nodes_with(self, engine: str) -> int:
+        """Registered nodes (online or not) that reported ``engine``."""
+        with self.ctx.db.read() as conn:
+            return sum(engine in claims.node_engines(n.capabilities)
+                       for n in nodes.list_all(conn))
 
     def online_nodes(self) -> int:
         """Render nodes online or busy now: what chunk plans are made for."""
@@ -297,7 +342,9 @@ class Renders:
         ids = [job.id for job in rows]
         tasks = jobs.tasks_of(conn, ids)
         found = exports.for_jobs(conn, ids)
-        return [JobView(job, self.ctx.queue.summary(job, tasks[job.id]), found.get(job.id))
+        used = usage_rows.for_jobs(conn, ids)
+        return [JobView(job, self.ctx.queue.summary(job, tasks[job.id]), found.get(job.id),
+                        used.get(job.id))
                 for job in rows]
 
     def get(self, tenant_id: str | None, job_id: str) -> JobView:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from framefarm.application.batches import BatchView
 from framefarm.application.projects import template_variables
 from framefarm.application.renders import JobView, Page
-from framefarm.records import Asset, Export, Node, Project, Template
+from framefarm.records import Asset, Export, JobUsage, Node, Project, Template
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -38,7 +39,18 @@ def job(view: JobView, public_url: str) -> dict[str, Any]:
         "created_at": iso(row.created_at),
         "started_at": iso(row.started_at),
         "finished_at": iso(row.finished_at),
+        "credits": credits(view.usage),
     }
+
+
+def credits(row: JobUsage | None) -> dict[str, Any] | None:
+    """A job's credits: reserved when queued; charged and refunded once it finished
+    (``settled``). None for jobs queued before usage was recorded."""
+    if row is None:
+        return None
+    return {"reserved": row.credits_reserved, "charged": row.credits_charged,
+            "refunded": row.credits_refunded, "settled": row.settled_at is not None,
+            "credits_per_second": row.credits_per_second}
 
 
 def export(row: Export, public_url: str) -> dict[str, Any]:
@@ -104,3 +116,38 @@ def template(row: Template) -> dict[str, Any]:
 
 def template_summary(row: Template) -> dict[str, Any]:
     return {"id": row.id, "name": row.name, "variables": template_variables(row.document)}
+
+
+def batch(view: BatchView) -> dict[str, Any]:
+    """A batch: its rows (given, queued, skipped), the counts of its row jobs by state,
+    its state and its progress."""
+    row, found = view.batch, view.counts.states
+    return {
+        "id": row.id,
+        "template_id": row.template_id,
+        "project_id": row.project_id,
+        "state": view.state,
+        "mode": row.mode,
+        "options": row.options,
+        "priority": row.priority,
+        "rows_total": row.rows_total,
+        "rows_queued": view.rows_queued,
+        "rows_skipped": len(row.skipped),
+        "skipped": row.skipped,
+        "counts": {s: found.get(s, 0)
+                   for s in ("queued", "running", "succeeded", "failed", "cancelled")},
+        "percent": view.percent,
+        "frames": {"done": view.counts.frames_done, "total": view.counts.frames_total},
+        "created_at": iso(row.created_at),
+        "cancelled_at": iso(row.cancelled_at),
+        "finished_at": iso(view.counts.last_finished) if view.finished else None,
+    }
+
+
+BATCH_PROGRESS = ("id", "state", "counts", "percent", "frames", "rows_queued")
+
+
+def batch_progress(view: BatchView) -> dict[str, Any]:
+    """What a batch's live events carry: its state, counts and progress."""
+    found = batch(view)
+    return {k: found[k] for k in BATCH_PROGRESS}

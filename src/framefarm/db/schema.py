@@ -44,6 +44,10 @@ tenants = sa.Table(
     sa.Column("max_concurrent_jobs", sa.Integer, nullable=True),
     sa.Column("created_at", Time, nullable=False),
     sa.Column("webhook_secret", sa.String(64), nullable=True),  # signs notify_url calls
+    # The tenant's plan (limits and pricing, application/usage.py:Plan); None: no plan.
+    sa.Column("plan", Json, nullable=True),
+    # Credits left; None: renders are not metered in credits. Always the sum of its ledger.
+    sa.Column("credit_balance", sa.BigInteger, nullable=True),
 )
 
 api_keys = sa.Table(
@@ -288,4 +292,46 @@ node_crashes = sa.Table(
     sa.Column("task_id", sa.String(32), nullable=True),
     sa.Column("job_id", sa.String(32), nullable=True),
     sa.Column("error", sa.Text, nullable=True),  # the tail of the error
+)
+
+ledger = sa.Table(
+    "ledger", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("at", Time, nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),  # signed: + to the balance, - from it
+    sa.Column("kind", sa.String(16), nullable=False),  # grant|reserve|settle|refund|adjust
+    sa.Column("job_id", sa.String(32), nullable=True),
+    sa.Column("batch_id", sa.String(32), nullable=True),
+    sa.Column("balance_after", sa.BigInteger, nullable=False),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Index("ix_ledger_tenant", "tenant_id", "id"),
+)
+
+# One row per job, written with the job: what it was estimated at, reserved, rendered,
+# used and charged. Daily usage is a GROUP BY over (tenant_id, day), read by its index.
+job_usage = sa.Table(
+    "job_usage", metadata,
+    sa.Column("job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("tenant_id", sa.String(32), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),  # the UTC day the job was submitted
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("fps", sa.Integer, nullable=False),
+    sa.Column("frames_estimated", sa.Integer, nullable=False),
+    sa.Column("frames", sa.Integer, nullable=False),  # rendered and billed, set at the end
+    sa.Column("output_seconds", sa.Float, nullable=False),  # frames / fps
+    sa.Column("cpu_render", sa.Float, nullable=False),  # node CPU-seconds by step
+    sa.Column("cpu_audio", sa.Float, nullable=False),
+    sa.Column("cpu_assemble", sa.Float, nullable=False),
+    sa.Column("cpu_snapshot", sa.Float, nullable=False),
+    sa.Column("bytes_stored", sa.BigInteger, nullable=False),  # the export's size
+    sa.Column("credits_per_second", sa.Float, nullable=False),  # the rate it was priced at
+    sa.Column("credits_reserved", sa.BigInteger, nullable=False),
+    sa.Column("credits_charged", sa.BigInteger, nullable=False),
+    sa.Column("credits_refunded", sa.BigInteger, nullable=False),
+    sa.Column("settled_at", Time, nullable=True),  # None while the job is unfinished
+    sa.Index("ix_job_usage_tenant_day", "tenant_id", "day"),
 )

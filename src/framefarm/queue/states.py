@@ -188,7 +188,7 @@ def job_event(old: str, derived: JobState) -> JobEvent:
 
 # How much of a render job each kind of task counts for, in percent.
 _WEIGHTS = {TaskKind.RENDER: 90.0, TaskKind.AUDIO: 5.0, TaskKind.ASSEMBLE: 5.0,
-            TaskKind.SNAPSHOT: 100.0}
+            TaskKind.SNAPSHOT: 100.0}  # a prepare task counts nothing: it plans the rest
 _FRAME_KINDS = (TaskKind.RENDER, TaskKind.SNAPSHOT)
 
 
@@ -261,7 +261,8 @@ def _step(tasks: Iterable[TaskView], state: JobState) -> str:
     if state in FINISHED_JOB:
         return "done" if state == JobState.SUCCEEDED else state.value
     unfinished = {t.kind for t in tasks if t.state in UNFINISHED_TASK}
-    for kind in (TaskKind.SNAPSHOT, TaskKind.RENDER, TaskKind.AUDIO, TaskKind.ASSEMBLE):
+    for kind in (TaskKind.PREPARE, TaskKind.SNAPSHOT, TaskKind.RENDER, TaskKind.AUDIO,
+                 TaskKind.ASSEMBLE):
         if kind in unfinished:
             return kind.value
     return "queued"

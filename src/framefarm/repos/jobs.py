@@ -29,6 +29,10 @@ _LEVELS = ("debug", "info", "warning", "error")
 
 def insert(conn: Connection, job: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]]) -> None:
     conn.execute(t.jobs.insert().values(**job))
+    add_tasks(conn, tasks)
+
+
+def add_tasks(conn: Connection, tasks: Sequence[Mapping[str, Any]]) -> None:
     conn.execute(t.tasks.insert(), [dict(task) for task in tasks])
 
 

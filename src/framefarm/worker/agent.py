@@ -17,7 +17,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ import httpx
 import pydantic
 
 from framefarm import engine, errors, formats
+from framefarm.engines.remotion.project import default_cache
 from framefarm.limits import Limits
 from framefarm.protocol import (
     LEASE_HEADER,
@@ -33,6 +34,7 @@ from framefarm.protocol import (
     Command,
     CompleteRequest,
     CompleteResponse,
+    Description,
     DrainResponse,
     FailRequest,
     FailResponse,
@@ -48,6 +50,8 @@ from framefarm.protocol import (
     UploadUrlRequest,
     UploadUrlResponse,
 )
+from framefarm.worker import cpu
+from framefarm.worker.code import CodeTasks
 from framefarm.worker.failures import is_permanent
 from framefarm.worker.output import chunks, describe, put
 from framefarm.worker.progress import Progress, capabilities, machine_sample
@@ -77,7 +81,8 @@ class Agent:
                  workdir: Path | None = None, poll_seconds: float = 1.0,
                  client: httpx.Client | None = None, report_patience: float = 300.0,
                  hang_seconds: float = 300.0, threads: int | None = None,
-                 parent_pid: int | None = None,
+                 parent_pid: int | None = None, engines: Sequence[str] | None = None,
+                 remotion_cache: Path | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.server = server.rstrip("/")
@@ -96,6 +101,12 @@ class Agent:
         # The encoder's thread budget: nodes sharing a machine each take a share of its
         # cores instead of all of them, so they add throughput rather than contention.
         self.threads = threads
+        # Code templates (Remotion) run where Node.js, npm and Chromium are; ``engines``
+        # narrows what the node offers to run (None: every engine this machine has). The
+        # prepared projects are kept in a cache the machine's nodes share (it locks).
+        self.code = CodeTasks(remotion_cache or default_cache(), threads)
+        found = ["framefarm", *(["remotion"] if self.code.available() else [])]
+        self.engines = [e for e in found if engines is None or e in engines]
         # A node started by `framefarm serve` stops when serve is gone (even SIGKILLed).
         self.parent_pid = parent_pid
         self.stopping = threading.Event()
@@ -155,7 +166,7 @@ class Agent:
 
     def register(self) -> None:
         body = RegisterRequest(token=self.enrolment_token, name=self.name,
-                               capabilities=capabilities(self.threads))
+                               capabilities=capabilities(self.threads, self.engines))
         response = self.client.post("/internal/nodes/register",
                                     json=body.model_dump(mode="json"))
         response.raise_for_status()
@@ -265,8 +276,9 @@ class Agent:
         self.status.task = task.task_id
         self.status.write()
         beat.start()
+        cpu_start = cpu.used()
         try:
-            output, ext = self._execute(task, folder, cancel, progress)
+            output, ext, planned = self._execute(task, folder, cancel, progress)
             if progress.stalled:
                 raise Stalled(f"no progress for {self.hang_seconds:g} s; the render was "
                               "stopped")
@@ -275,13 +287,15 @@ class Agent:
             info = describe(output, ext) if output and task.kind is TaskKind.ASSEMBLE else None
             key = self._upload(task, output, ext) if output else None
             self._complete(task, CompleteRequest(lease_token=task.lease_token, output_key=key,
-                                                 media=info))
+                                                 media=info, description=planned,
+                                                 cpu_seconds=cpu.since(cpu_start)))
             log.info("task %s (%s %s) done", task.task_id, task.kind, task.idx,
                      extra=self._context(task))
         except (LeaseLost, errors.RenderCancelled) as exc:
             if progress.stalled:
                 self._report_failure(task, f"no progress for {self.hang_seconds:g} s; the "
-                                     "render was stopped", permanent=False)
+                                     "render was stopped", permanent=False,
+                                     cpu_seconds=cpu.since(cpu_start))
             else:
                 log.info("task %s: cancelled or lease lost (%s); dropped", task.task_id,
                          type(exc).__name__)
@@ -289,7 +303,8 @@ class Agent:
             permanent = is_permanent(exc)  # bad input: every node would fail it
             message = str(exc) if isinstance(exc, errors.FramefarmError) else (
                 f"{type(exc).__name__}: {exc}")
-            self._report_failure(task, message, permanent=permanent)
+            self._report_failure(task, message, permanent=permanent,
+                                 cpu_seconds=cpu.since(cpu_start))
         finally:
             progress.finished = True
             cancel.set()
@@ -305,13 +320,15 @@ class Agent:
     def _context(self, task: ClaimedTask) -> dict[str, str]:
         return {"job_id": task.job_id, "task_id": task.task_id, "node_id": self.node_id}
 
-    def _report_failure(self, task: ClaimedTask, message: str, *, permanent: bool) -> None:
+    def _report_failure(self, task: ClaimedTask, message: str, *, permanent: bool,
+                        cpu_seconds: float | None = None) -> None:
         log.warning("task %s failed: %s", task.task_id, message, extra=self._context(task))
         with contextlib.suppress(LeaseLost):
             self._call(FailResponse, "POST", f"/internal/tasks/{task.task_id}/fail",
                        body=FailRequest(lease_token=task.lease_token,
                                         error=message[-MAX_ERROR_CHARS:],
-                                        permanent=permanent, step=task.kind))
+                                        permanent=permanent, step=task.kind,
+                                        cpu_seconds=cpu_seconds))
 
     def _upload(self, task: ClaimedTask, output: Path, ext: str) -> str:
         """Send the output where the server says: straight to storage (one presigned PUT,
@@ -415,9 +432,27 @@ class Agent:
                 client.close()
 
     def _execute(self, task: ClaimedTask, folder: Path, cancel: threading.Event,
-                 progress: Progress) -> tuple[Path | None, str]:
-        """Run the task with the engine: its output file and extension (None: it has no
-        output, the audio of a silent format)."""
+                 progress: Progress) -> tuple[Path | None, str, Description | None]:
+        """Run the task with its engine: its output file and extension (None: it has no
+        output, the audio of a silent format), and a prepare task's description."""
+        if task.engine == "framefarm" or task.kind is TaskKind.ASSEMBLE:
+            return (*self._execute_document(task, folder, cancel, progress), None)
+        if task.engine not in self.engines:
+            raise errors.RenderError(f"this node does not run {task.engine} tasks")
+        project = self._inputs(task, folder)
+        if task.kind is TaskKind.PREPARE:
+            return None, "", self.code.prepare(task, project, cancel)
+        return (*self.code.run(task, project, folder, cancel, progress), None)
+
+    def _execute_document(self, task: ClaimedTask, folder: Path, cancel: threading.Event,
+                          progress: Progress) -> tuple[Path | None, str]:
+        """A JSON document's task, or any job's assemble step."""
+        if task.kind is TaskKind.ASSEMBLE and task.engine != "framefarm":
+            if not task.fps:
+                raise errors.RenderError("the server sent no frame rate for this assemble "
+                                         "task; is it older than this node?")
+            return self._assemble(task, task.fps, formats.get(task.options.get("format", "mp4")),
+                                  folder)
         options = {k: v for k, v in task.options.items()
                    if k in ("quality", "size", "fps", "format")}
         tl = engine.load_timeline(task.document, base_dir=self._inputs(task, folder),

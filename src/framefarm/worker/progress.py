@@ -10,7 +10,7 @@ import platform
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from framefarm.protocol import Sample
 PREVIEW_EVERY = 2.0  # seconds between preview frames sent with heartbeats
 
 
-def capabilities(threads: int | None = None) -> dict[str, Any]:
+def capabilities(threads: int | None = None,
+                 engines: Sequence[str] = ("framefarm",)) -> dict[str, Any]:
     pages = os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
     page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 0
     try:
@@ -33,7 +34,7 @@ def capabilities(threads: int | None = None) -> dict[str, Any]:
         ffmpeg = "unavailable"
     return {"cores": engine.cores(), "threads": threads, "memory_bytes": pages * page,
             "ffmpeg": ffmpeg, "python": platform.python_version(),
-            "engines": ["framefarm"], "host": socket.gethostname()}
+            "engines": list(engines), "host": socket.gethostname()}
 
 
 def machine_sample() -> Sample:

@@ -6,7 +6,8 @@
      │                       out of step with package.json, a version that does not exist)
      ├── BundleError         the bundle failed: a compile error in the project's code
      ├── CompositionError    no composition of that id (the available ones are listed)
-     └── PropsError          the props fail the composition's schema (path: message each)
+     ├── PropsError          the props fail the composition's schema (path: message each)
+     └── OverMemory          it used more memory than the sandbox allows
     framefarm.errors.RenderError (exit code 1: a valid project failed to render)
      ├── ToolMissing         Node.js, npm or Chromium is not on this machine
      ├── InstallUnavailable  ``npm ci`` could not reach the registry (worth a retry)
@@ -67,6 +68,14 @@ class PropsError(_Step, errors.DocumentError):
 
     def __init__(self, cause: str, problems: Sequence[str] = ()) -> None:
         super().__init__(cause, problems)
+
+
+class OverMemory(_Step, errors.DocumentError):
+    """The project's processes outgrew the sandbox's memory limit (every node would stop
+    it alike, so it is not retried)."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
 
 
 class ToolMissing(_Step, errors.RenderError):

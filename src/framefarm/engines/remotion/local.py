@@ -56,7 +56,7 @@ class _Tracker:
                                        done / elapsed if elapsed > 0 else 0.0))
 
 
-def _settings(description: Description, *, fmt: str, quality: str | None, size: str | None,
+def settings_for(description: Description, *, fmt: str, quality: str | None, size: str | None,
               scale: float | None, fps: int | None) -> Settings:
     if fps is not None and fps != description.fps:
         raise errors.DocumentError(
@@ -119,7 +119,7 @@ def render(
     remote.prepare(project, cancel=cancel)
     source = Source(Path(project), composition, dict(props or {}))
     desc = remote.validate(source, cancel=cancel)
-    settings = _settings(desc, fmt=fmt, quality=quality, size=size, scale=scale, fps=fps)
+    settings = settings_for(desc, fmt=fmt, quality=quality, size=size, scale=scale, fps=fps)
     width, height = remotion.output_size(desc, settings.scale, fmt)
     start, end = _range(frames, desc.frames)
 
@@ -189,7 +189,7 @@ def snapshot(project: Path | str, output: Path | str, *, composition: str | None
     desc = remote.validate(source, cancel=cancel)
     if frame is None:
         frame = round(at * desc.fps) if at is not None else 0
-    settings = _settings(desc, fmt="png", quality=None, size=size, scale=scale, fps=None)
+    settings = settings_for(desc, fmt="png", quality=None, size=size, scale=scale, fps=None)
     remote.snapshot(source, frame, output, settings, cancel=cancel)
     return frame
 

@@ -17,15 +17,17 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
 from framefarm import errors
 from framefarm.engines.remotion import errors as remotion_errors
+from framefarm.engines.remotion import sandbox
 
 _TAIL_LINES = 40
 _KILL_GRACE = 3.0
@@ -81,11 +83,13 @@ class _Watch:
     """Stops a process group on cancel or timeout: SIGTERM, then SIGKILL after a grace."""
 
     def __init__(self, proc: subprocess.Popen[bytes], *, timeout: float | None,
-                 cancel: threading.Event | None) -> None:
+                 cancel: threading.Event | None, memory_bytes: int | None = None) -> None:
         self.proc = proc
         self.stopped: str | None = None
         self._deadline = time.monotonic() + timeout if timeout else None
         self._cancel = cancel
+        self.memory_bytes = memory_bytes
+        self._next_memory_check = 0.0
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -98,6 +102,10 @@ class _Watch:
                 self.stop("cancel")
             elif self._deadline is not None and time.monotonic() > self._deadline:
                 self.stop("timeout")
+            elif self.memory_bytes and time.monotonic() > self._next_memory_check:
+                self._next_memory_check = time.monotonic() + 0.5
+                if sandbox.tree_rss(self.proc.pid) > self.memory_bytes:
+                    self.stop("memory")
 
     def stop(self, reason: str) -> None:
         if self.stopped:
@@ -117,6 +125,11 @@ class _Watch:
             raise errors.RenderCancelled(f"{what}: cancelled")
         if self.stopped == "timeout":
             raise errors.RenderTimeout(f"{what}: stopped after the time limit")
+        if self.stopped == "memory":
+            assert self.memory_bytes is not None
+            raise remotion_errors.OverMemory(
+                f"{what}: stopped: it used more than {self.memory_bytes >> 20} MiB, the "
+                "limit for a code template (FRAMEFARM_SANDBOX_MEMORY_MB)")
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
@@ -147,19 +160,26 @@ def npm_ci(folder: Path, *, timeout: float | None = None,
             "--prefer-offline", "--loglevel=error"]
     if offline:
         argv.append("--offline")
-    env = {**os.environ, "NO_UPDATE_NOTIFIER": "1", "npm_config_update_notifier": "false"}
+    rules = sandbox.policy()
     # npm says what is wrong first, then (for a usage error) its whole help: keep the start.
     said: collections.deque[str] = collections.deque()  # npm prints a few hundred lines
-    proc = subprocess.Popen(argv, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=env, process_group=0)
-    watch = _Watch(proc, timeout=timeout, cancel=cancel)
-    assert proc.stdout is not None
-    reader = _tail_reader(proc.stdout, said)
-    try:
-        code = proc.wait()
-        reader.join(timeout=5)
-    finally:
-        watch.close()
+    with _scratch(rules) as scratch:
+        env = rules.environment(scratch, {"NO_UPDATE_NOTIFIER": "1",
+                                          "npm_config_update_notifier": "false"})
+        rules.hand_over(folder)  # where it installs; the caller takes it back
+        # The one step with the network: the registry, for the lockfile's exact versions.
+        proc = subprocess.Popen(rules.command(argv, network=True), cwd=folder,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env=env, process_group=0)
+        watch = _Watch(proc, timeout=timeout, cancel=cancel, memory_bytes=rules.memory_bytes)
+        assert proc.stdout is not None
+        reader = _tail_reader(proc.stdout, said)
+        try:
+            code = proc.wait()
+            reader.join(timeout=5)
+        finally:
+            watch.close()
+            rules.take_back(folder)
     watch.raise_if_stopped("npm ci")
     if code != 0:
         message = npm_message(list(said)) or f"npm exited with code {code}"
@@ -209,21 +229,59 @@ def bridge(
 
     ``on_frame(n, png)`` gets each frame of a ``frames`` command, in order. An error the
     bridge reports becomes the engine's error for its step (see :func:`step_error`)."""
+    rules = sandbox.policy()
+    with _scratch(rules) as scratch:
+        # What the command writes (a file, or the bundle's folder) is made in the
+        # sandbox's own folder and moved where the caller asked once it succeeded.
+        wanted = {k: Path(request[k]) for k in _WRITTEN if request.get(k)}
+        inside = {k: scratch / f"out-{k}{path.suffix}" for k, path in wanted.items()}
+        result = _bridge(command, {**request, **{k: str(v) for k, v in inside.items()}},
+                         rules=rules, scratch=scratch, cwd=cwd, on_progress=on_progress,
+                         on_frame=on_frame, timeout=timeout, cancel=cancel,
+                         environment=environment)
+        for key, path in wanted.items():
+            if inside[key].exists():
+                rules.take_back(inside[key])
+                shutil.move(inside[key], path)
+    return result
+
+
+_WRITTEN = ("output", "outDir")  # request fields naming what a command writes
+
+
+@contextlib.contextmanager
+def _scratch(rules: sandbox.Policy) -> Iterator[Path]:
+    """A folder of the sandbox's own (its HOME and TMPDIR), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="framefarm-sandbox-"))
+    try:
+        rules.hand_over(folder)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _bridge(command: str, request: Mapping[str, Any], *, rules: sandbox.Policy,
+            scratch: Path, cwd: Path, on_progress: Callable[[int], None] | None,
+            on_frame: Callable[[int, bytes], None] | None, timeout: float | None,
+            cancel: threading.Event | None,
+            environment: Mapping[str, str] | None) -> Message:
     node = _require(node_binary(), "Node.js")
     read_fd, write_fd = os.pipe()
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
-    env = {**os.environ, **(environment or {}), "FRAMEFARM_BRIDGE_FD": str(write_fd)}
+    env = rules.environment(scratch, {**(environment or {}),
+                                      "FRAMEFARM_BRIDGE_FD": str(write_fd)})
     try:
+        # Drawing and bundling never need the network: loopback of their own only.
         proc = subprocess.Popen(
-            [node, str(bridge_script()), command], cwd=cwd, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, process_group=0,
-            pass_fds=(write_fd,))
+            rules.command([node, str(bridge_script()), command], network=False), cwd=cwd,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=env, process_group=0, pass_fds=(write_fd,))
     except OSError as exc:
         os.close(read_fd)
         raise remotion_errors.ToolMissing(f"cannot start Node.js ({node}): {exc}") from None
     finally:
         os.close(write_fd)
-    watch = _Watch(proc, timeout=timeout, cancel=cancel)
+    watch = _Watch(proc, timeout=timeout, cancel=cancel, memory_bytes=rules.memory_bytes)
     assert proc.stdout is not None and proc.stdin is not None
     reader = _tail_reader(proc.stdout, tail)
     result: Message | None = None

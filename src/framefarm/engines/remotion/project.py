@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from framefarm.engines.remotion import errors as remotion_errors
-from framefarm.engines.remotion import process
+from framefarm.engines.remotion import process, sandbox
 
 ENTRY_POINTS = ("src/index.ts", "src/index.tsx", "src/index.js", "src/index.jsx")
 _ROOT_FILES = (".json", ".ts", ".tsx", ".js", ".mjs", ".cjs")  # config files at the root
@@ -145,9 +145,12 @@ class Prepared:
 
 
 def default_cache() -> Path:
-    """``FRAMEFARM_REMOTION_CACHE``, else the user's cache folder."""
+    """``FRAMEFARM_REMOTION_CACHE``, else the user's cache folder (root's: under
+    /var/cache, which the sandbox's user can enter)."""
     if os.environ.get("FRAMEFARM_REMOTION_CACHE"):
         return Path(os.environ["FRAMEFARM_REMOTION_CACHE"])
+    if os.geteuid() == 0:  # root's home is closed to the sandbox's user
+        return Path("/var/cache/framefarm/remotion")
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "framefarm" / "remotion"
 
@@ -191,6 +194,7 @@ def prepare(project: Path | str, cache: Path | str | None = None, *,
     check(project)
     cache = (Path(cache) if cache is not None else default_cache()).resolve()
     cache.mkdir(parents=True, exist_ok=True)
+    sandbox.policy().check_reachable(cache)
     names = files(project)
     key = _digest(project, names)
     entry = entry_point(project).relative_to(project)
@@ -213,11 +217,13 @@ def prepare(project: Path | str, cache: Path | str | None = None, *,
             # records in it is the final one: the work folder is renamed before bundling.
             os.replace(work, build)
             work = build
+            sandbox.policy().take_back(build)  # the node's, readable by the sandbox
             process.bridge("bundle", {"projectDir": str(final_source),
                                       "entryPoint": str(final_source / entry),
                                       "outDir": str(build / "bundle.part")},
                            cwd=final_source, timeout=timeout, cancel=cancel)
             os.replace(build / "bundle.part", build / "bundle")
+            sandbox.policy().take_back(build)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
