@@ -21,6 +21,8 @@ from sqlalchemy.engine import Connection
 
 from framefarm import webhooks as webhooks_shared
 from framefarm.application import usage as metering
+from framefarm.application.plans import Planned, QueueSettings, TaskPlan, render_plan
+from framefarm.application.recovery import Recovery
 from framefarm.db.database import Database, new_id, retry_deadlocks
 from framefarm.queue import states
 from framefarm.queue.errors import (
@@ -37,50 +39,9 @@ from framefarm.repos import usage as usage_rows
 from framefarm.repos.exports import ExportMeta
 
 
-@dataclasses.dataclass(frozen=True)
-class QueueSettings:
-    lease_seconds: float = 30.0
-    max_attempts: int = 3
-    retry_backoff_seconds: float = 2.0
-    node_block_failures: int = 2
-    max_concurrent_jobs: int = 50
-    node_offline_seconds: float = 60.0
-    # A job whose every live node is blocked from it is failed once it has stayed so, and
-    # unchanged, this long: time for an admin's undrain or a starting node to come in.
-    stranded_seconds: float = 10.0
+class Queue(Recovery):
+    """Every job and task transition (the upkeep's requeues and failures: :class:`Recovery`)."""
 
-
-@dataclasses.dataclass(frozen=True)
-class TaskPlan:
-    kind: TaskKind
-    idx: int
-    frame_start: int = 0
-    frame_end: int = 0
-    waiting: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class Planned:
-    """What a prepare task found, as the rest of its job: the tasks (indexes from 0, put
-    after the prepare task's), the frame count, the rate, and the description its later
-    tasks get in the job's options (``composition``), so they need not find it again."""
-
-    plan: Sequence[TaskPlan]
-    frames_total: int
-    fps: int
-    description: Mapping[str, Any]
-
-
-def render_plan(chunks: Sequence[tuple[int, int]], frames_total: int) -> list[TaskPlan]:
-    """A render job's tasks: one per chunk, the audio mix, and the assemble task that
-    waits for them all."""
-    plans = [TaskPlan(TaskKind.RENDER, i, a, b) for i, (a, b) in enumerate(chunks)]
-    plans.append(TaskPlan(TaskKind.AUDIO, len(plans), 0, frames_total))
-    plans.append(TaskPlan(TaskKind.ASSEMBLE, len(plans), 0, frames_total, waiting=True))
-    return plans
-
-
-class Queue:
     def __init__(self, db: Database, settings: QueueSettings | None = None) -> None:
         self.db = db
         self.settings = settings or QueueSettings()
@@ -191,15 +152,19 @@ class Queue:
             job = jobs.get(conn, job_id, tenant_id)
             if job.state in states.FINISHED_JOB:
                 raise Conflict(f"job {job_id} already {job.state}")
-            now = self.now()
-            jobs.move_tasks(conn, job_id, TaskEvent.CANCEL, finished_at=now)
-            jobs.move_job(conn, job, JobEvent.CANCEL, step="cancelled", finished_at=now,
-                          updated_at=now)
-            jobs.log(conn, job_id, "info", "cancelled", now=now)
-            self.db.job_changed(conn, job_id)
-            job = jobs.get(conn, job_id)
-            self._finished(conn, job)
-            return job
+            return self._cancel(conn, job)
+
+    def _cancel(self, conn: Connection, job: Job) -> Job:
+        """Cancel the job (read under its lock, unfinished) in the caller's transaction."""
+        now = self.now()
+        jobs.move_tasks(conn, job.id, TaskEvent.CANCEL, finished_at=now)
+        jobs.move_job(conn, job, JobEvent.CANCEL, step="cancelled", finished_at=now,
+                      updated_at=now)
+        jobs.log(conn, job.id, "info", "cancelled", now=now)
+        self.db.job_changed(conn, job.id)
+        job = jobs.get(conn, job.id)
+        self._finished(conn, job)
+        return job
 
     def retry(self, tenant_id: str, job_id: str) -> Job:
         """A new attempt of a failed or cancelled job, with the same document and options."""
@@ -413,107 +378,6 @@ class Queue:
         jobs.log(conn, job_id, "warning", f"node {node_id} blocked for this job after "
                  f"{failures} failures", now=self.now(), node_id=node_id)
 
-    # -- jobs no node may take ----------------------------------------------------------------
-
-    @retry_deadlocks
-    def fail_stranded(self) -> int:
-        """Fail the jobs that no live node (online, not draining) may take any more: each
-        has a queued task and every live node is blocked from the job after failing it,
-        and nothing changed for ``stranded_seconds``. Without this such a job stays
-        running for ever. A farm with no live node at all fails nothing: its nodes are
-        away, and the job waits for them. The server's upkeep loop calls it. Returns how
-        many jobs it failed."""
-        now = self.now()
-        s = self.settings
-        quiet_since = now - dt.timedelta(seconds=s.stranded_seconds)
-        # Looked for in a read transaction: nearly always there is none, and a write
-        # transaction every round would hold SQLite's write lock for nothing.
-        with self.db.read() as conn:
-            live = nodes.live(conn, now - dt.timedelta(seconds=s.node_offline_seconds))
-            live_ids = [node.id for node in live]
-            found = jobs.stranded(conn, live_ids, quiet_since=quiet_since)
-        if not found:
-            return 0
-        failed = 0
-        with self.db.tx() as conn:
-            for job_id in found:
-                self.db.lock_job(conn, job_id)
-                # Again under the job's lock: a report may have changed it meanwhile.
-                if not jobs.stranded(conn, live_ids, quiet_since=quiet_since, job_id=job_id):
-                    continue
-                task = jobs.first_queued(conn, job_id)
-                assert task is not None
-                names = {node.id: node.name for node in live}
-                blocked = {n: f for n, f in jobs.blocked_nodes(conn, job_id).items()
-                           if n in names}
-                error = _stranded_error(task, blocked, names)
-                job = jobs.get(conn, job_id)
-                jobs.move_tasks(conn, job_id, TaskEvent.CANCEL, finished_at=now)
-                jobs.move_job(conn, job, JobEvent.FAIL, error=error, failed_step=task.kind,
-                              step=JobState.FAILED.value, finished_at=now, updated_at=now,
-                              started_at=job.started_at or now)
-                jobs.log(conn, job_id, "error", f"{task.kind} {task.idx}: {error}", now=now,
-                         task_id=task.id)
-                jobs.log(conn, job_id, "info", "job failed", now=now)
-                self.db.job_changed(conn, job_id)
-                self._finished(conn, jobs.get(conn, job_id))
-                failed += 1
-        return failed
-
-    # -- requeueing ---------------------------------------------------------------------------
-
-    @retry_deadlocks
-    def requeue_expired(self) -> int:
-        """Requeue running tasks whose lease expired; this spends no retry. The server's
-        upkeep loop calls it, not every claim."""
-        now = self.now()
-        with self.db.tx() as conn:
-            requeued = 0
-            for task in jobs.expired(conn, now):
-                # Task (under its job's lock) first, then the node: the order complete() uses.
-                if not self._requeue(conn, task.id, task.job_id, TaskEvent.EXPIRE,
-                                     "lease expired", expired_before=now):
-                    continue  # finished, requeued or re-leased since the SELECT
-                requeued += 1
-                nodes.count_lost_lease(conn, task.node_id, task.id, task.job_id, now=now)
-            jobs.forget_quiet_leases(conn, now)
-        return requeued
-
-    @retry_deadlocks
-    def release_node(self, node_id: str) -> int:
-        """Requeue the node's running tasks now (an admin's answer to a stuck node)."""
-        with self.db.tx() as conn:
-            nodes.get(conn, node_id)
-            released = sum(self._requeue(conn, task.id, task.job_id, TaskEvent.REQUEUE,
-                                         "released by an admin", on_node=node_id)
-                           for task in jobs.running_on(conn, node_id))
-            nodes.update(conn, node_id, current_task_id=None)
-        return released
-
-    def forget_node(self, node_id: str) -> None:
-        """Requeue the node's tasks and remove it with its history (it must register
-        again to come back)."""
-        self.release_node(node_id)
-        with self.db.tx() as conn:
-            nodes.delete(conn, node_id)
-
-    def _requeue(self, conn: Connection, task_id: str, job_id: str, event: TaskEvent,
-                 why: str, *, expired_before: dt.datetime | None = None,
-                 on_node: str | None = None) -> bool:
-        """Requeue the task if it is still what the caller saw: running (with its lease
-        expired before ``expired_before``, on ``on_node``). False if it changed meanwhile."""
-        self.db.lock_job(conn, job_id)
-        task = jobs.get_task(conn, task_id)
-        if task is None or task.state != TaskState.RUNNING:
-            return False
-        if not jobs.requeue(conn, task, event, now=self.now(), expired_before=expired_before,
-                            on_node=on_node):
-            return False
-        jobs.log(conn, job_id, "warning", f"task requeued: {why}", now=self.now(),
-                 task_id=task_id)
-        self._refresh_job(conn, job_id)
-        return True
-
     # -- the job follows its tasks ------------------------------------------------------------
 
     def summary(self, job: Job, tasks: Sequence[Task]) -> states.Summary:
@@ -578,20 +442,11 @@ class Queue:
         they are. Returns the jobs it cancelled."""
         cancelled: list[Job] = []
         with self.db.tx() as conn:
-            now = self.now()
             for job_id in job_ids:
                 self.db.lock_job(conn, job_id)
                 job = jobs.get(conn, job_id, tenant_id)
-                if job.state in states.FINISHED_JOB:
-                    continue
-                jobs.move_tasks(conn, job_id, TaskEvent.CANCEL, finished_at=now)
-                jobs.move_job(conn, job, JobEvent.CANCEL, step="cancelled", finished_at=now,
-                              updated_at=now)
-                jobs.log(conn, job_id, "info", "cancelled", now=now)
-                self.db.job_changed(conn, job_id)
-                job = jobs.get(conn, job_id)
-                self._finished(conn, job)
-                cancelled.append(job)
+                if job.state not in states.FINISHED_JOB:
+                    cancelled.append(self._cancel(conn, job))
         return cancelled
 
 
@@ -601,21 +456,6 @@ def _summarise(job: Job, tasks: Sequence[Task], now: dt.datetime) -> states.Summ
     return states.summarise(views, cancelled=job.state == JobState.CANCELLED,
                             failed=job.state == JobState.FAILED,
                             started_at=job.started_at, now=now)
-
-
-def _stranded_error(task: Task, blocked: Mapping[str, int], names: Mapping[str, str]) -> str:
-    """Why a stranded job failed: which nodes are blocked, after how many failures, and
-    the task's last error."""
-    by_count: dict[int, list[str]] = {}
-    for node_id, failures in blocked.items():
-        by_count.setdefault(failures, []).append(f"{names[node_id]} ({node_id})")
-    groups = [f"{', '.join(labels)} blocked after {count} failure{'s' * (count != 1)}"
-              for count, labels in sorted(by_count.items())]
-    word = "node" if len(blocked) == 1 else "nodes"
-    error = f"no render node may take this task: {word} {'; '.join(groups)}"
-    if task.error:
-        error += f"; its last error: {task.error}"
-    return error
 
 
 def _check(task: Task, event: TaskEvent) -> None:

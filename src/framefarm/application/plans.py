@@ -1,0 +1,54 @@
+"""What the queue is told to plan and how it is set: a job's tasks (:class:`TaskPlan`,
+:func:`render_plan`), what a code template's prepare task found (:class:`Planned`), and
+the queue's settings."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from framefarm.queue.states import TaskKind
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueSettings:
+    lease_seconds: float = 30.0
+    max_attempts: int = 3
+    retry_backoff_seconds: float = 2.0
+    node_block_failures: int = 2
+    max_concurrent_jobs: int = 50
+    node_offline_seconds: float = 60.0
+    # A job whose every live node is blocked from it is failed once it has stayed so, and
+    # unchanged, this long: time for an admin's undrain or a starting node to come in.
+    stranded_seconds: float = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskPlan:
+    kind: TaskKind
+    idx: int
+    frame_start: int = 0
+    frame_end: int = 0
+    waiting: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Planned:
+    """What a prepare task found, as the rest of its job: the tasks (indexes from 0, put
+    after the prepare task's), the frame count, the rate, and the description its later
+    tasks get in the job's options (``composition``), so they need not find it again."""
+
+    plan: Sequence[TaskPlan]
+    frames_total: int
+    fps: int
+    description: Mapping[str, Any]
+
+
+def render_plan(chunks: Sequence[tuple[int, int]], frames_total: int) -> list[TaskPlan]:
+    """A render job's tasks: one per chunk, the audio mix, and the assemble task that
+    waits for them all."""
+    plans = [TaskPlan(TaskKind.RENDER, i, a, b) for i, (a, b) in enumerate(chunks)]
+    plans.append(TaskPlan(TaskKind.AUDIO, len(plans), 0, frames_total))
+    plans.append(TaskPlan(TaskKind.ASSEMBLE, len(plans), 0, frames_total, waiting=True))
+    return plans
