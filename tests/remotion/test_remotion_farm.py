@@ -147,3 +147,33 @@ def test_code_templates_are_off_until_an_admin_turns_them_on(make_farm: Any,
                                 headers=bearer(key))
     body = assert_error(response, 403, "not_in_plan")
     assert "--code-templates" in body["message"]
+
+
+def test_a_code_template_reserves_its_credits_once_prepared(make_farm: Any,
+                                                             remotion_cache: Path) -> None:
+    farm = make_farm()
+    farm.start_nodes(1, threads=1, remotion_cache=remotion_cache)
+    outcomes = {}
+    for name, credits in (("short", 3), ("enough", 10)):
+        key = farm.tenant(name)
+        tenant_id = farm.client.get("/v1/me", headers=bearer(key)).json()["tenant_id"]
+        admin = f"/v1/admin/tenants/{tenant_id}"
+        assert farm.client.put(f"{admin}/plan", headers=farm.admin, json={
+            "code_templates": True, "credits_per_second": 1}).status_code == 200
+        assert farm.client.post(f"{admin}/credits", headers=farm.admin,
+                                json={"amount": credits}).status_code in (200, 201)
+        body = render_body(upload_example(farm, key))
+        body["options"] = {"quality": "draft", "size": "360p"}
+        job = farm.submit(key, body)  # its length is not known yet: nothing reserved
+        done = wait_job(farm.client, key, job["id"], timeout=600)
+        ledger = farm.client.get(f"{admin}/ledger", headers=farm.admin).json()
+        balance = farm.client.get("/v1/usage", headers=bearer(key)).json()["balance"]
+        outcomes[name] = (done, ledger, balance)
+    done, _, balance = outcomes["short"]
+    assert (done["state"], done["failed_step"]) == ("failed", "prepare")
+    assert "needs 4 credits" in done["error"] and "balance is 3" in done["error"], done
+    assert balance == 3
+    done, ledger, balance = outcomes["enough"]
+    assert done["state"] == "succeeded", done
+    assert balance == 6  # 120 frames at 30 fps, 1 credit per second
+    assert sum(entry["amount"] for entry in ledger) == balance  # reserve, settle, grant

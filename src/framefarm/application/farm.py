@@ -18,6 +18,8 @@ from typing import IO, Any
 from framefarm import chunks, protocol
 from framefarm.application.context import Context, Download, blob_key, download
 from framefarm.application.queue import Planned, render_plan
+from framefarm.engines import Description
+from framefarm.engines.remotion.engine import output_size, scale_for
 from framefarm.limits import Limits
 from framefarm.queue.errors import NotFound, StaleLease
 from framefarm.queue.states import JobState, TaskKind, TaskState
@@ -222,9 +224,10 @@ class Farm:
                 raise Refused("invalid_description", "a prepare task completes with the "
                               "description of what it prepared")
             with self.ctx.db.read() as conn:
-                limits = jobs.get(conn, task.job_id).limits or {}
+                job = jobs.get(conn, task.job_id)
             planned = self._plan(task.engine, description,
-                                 limits.get("max_chunks", Limits().max_chunks))
+                                 (job.limits or {}).get("max_chunks", Limits().max_chunks),
+                                 job.options)
         job = self.ctx.queue.complete(task_id, token, output_key, export, planned,
                                       cpu_seconds=cpu_seconds)
         counters = self.ctx.counters
@@ -238,7 +241,8 @@ class Farm:
             tidy_parts(self.ctx, job)
         return job
 
-    def _plan(self, engine: str, found: protocol.Description, max_chunks: int) -> Planned:
+    def _plan(self, engine: str, found: protocol.Description, max_chunks: int,
+              options: Mapping[str, Any]) -> Planned:
         """The tasks of a prepared job: its frames in chunks for the nodes online that
         have its engine, the audio, the assemble step."""
         with self.ctx.db.read() as conn:
@@ -249,8 +253,13 @@ class Farm:
         ranges = chunks.plan(found.frames, found.fps, nodes=able,
                              min_chunk_seconds=settings.min_chunk_seconds,
                              max_chunks=max_chunks)
+        composition = Description(id=found.id, width=found.width, height=found.height,
+                                  fps=found.fps, frames=found.frames, default_props={},
+                                  props={})
+        size = output_size(composition, scale_for(options.get("size"), composition),
+                           options.get("format", "mp4"))
         return Planned(render_plan(ranges, found.frames), found.frames, found.fps,
-                       found.model_dump())
+                       found.model_dump(), size)
 
     def _export_meta(self, key: str, media: protocol.MediaInfo | None) -> ExportMeta:
         """The export's description: the node's own probe of the file it made, checked

@@ -43,6 +43,7 @@ class Planned:
     frames_total: int
     fps: int
     description: Mapping[str, Any]
+    size: tuple[int, int]  # the output's, as the job's options make it (what it is priced by)
 
 
 def render_plan(chunks: Sequence[tuple[int, int]], frames_total: int) -> list[TaskPlan]:

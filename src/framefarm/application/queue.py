@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from framefarm import webhooks as webhooks_shared
+from framefarm.application import leases
 from framefarm.application import usage as metering
 from framefarm.application.plans import Planned, QueueSettings, TaskPlan, render_plan
 from framefarm.application.recovery import Recovery
@@ -28,7 +29,10 @@ from framefarm.queue import states
 from framefarm.queue.errors import (
     Conflict,
     IllegalTransition,
+    InsufficientCredits,
     NotFound,
+    OverPlanResolution,
+    QuotaExceeded,
     StaleLease,
     TooManyJobs,
 )
@@ -238,7 +242,7 @@ class Queue(Recovery):
     def leased(self, task_id: str, token: str) -> Task:
         """The task a node holds a lease on (checked), for its inputs and uploads."""
         with self.db.read() as conn:
-            return _leased(conn, task_id, token)
+            return leases.leased(conn, task_id, token)
 
     @retry_deadlocks
     def heartbeat(self, task_id: str, token: str, frames_done: int | None = None,
@@ -246,9 +250,9 @@ class Queue(Recovery):
         """Extend a lease (and record progress); returns 'continue' or 'cancel'."""
         now = self.now()
         with self.db.tx() as conn:
-            task = _leased(conn, task_id, token)
+            task = leases.leased(conn, task_id, token)
             event = TaskEvent.PROGRESS if frames_done is not None else TaskEvent.HEARTBEAT
-            _check(task, TaskEvent.HEARTBEAT)
+            leases.check_report(task, TaskEvent.HEARTBEAT)
             if task.state == TaskState.CANCELLED:
                 return "cancel"
             values: dict[str, Any] = {
@@ -279,8 +283,8 @@ class Queue(Recovery):
         change."""
         now = self.now()
         with self.db.tx() as conn:
-            task = _leased(conn, task_id, token)
-            _check(task, TaskEvent.COMPLETE)
+            task = leases.leased(conn, task_id, token)
+            leases.check_report(task, TaskEvent.COMPLETE)
             # Guarded by the lease, not only the state: the task may have expired and been
             # claimed again since it was read (it is read before anything is locked).
             if not jobs.move_task(conn, task, TaskEvent.COMPLETE, leased_by=token,
@@ -303,8 +307,9 @@ class Queue(Recovery):
                 jobs.update(conn, job_id, result_key=output_key)
             if export is not None and task.kind == TaskKind.ASSEMBLE:
                 exports.insert(conn, task.tenant_id, job_id, export, now=now)
-            if task.kind == TaskKind.PREPARE:
-                self._expand(conn, jobs.get(conn, job_id), planned)
+            if task.kind == TaskKind.PREPARE and not self._expand(
+                    conn, jobs.get(conn, job_id), planned):
+                return jobs.get(conn, job_id)  # failed: its plan does not allow it
             if (task.kind in (TaskKind.RENDER, TaskKind.AUDIO)
                     and jobs.count_pending_inputs(conn, job_id) == 0):
                 jobs.move_tasks(conn, job_id, TaskEvent.READY, not_before=now)
@@ -320,8 +325,8 @@ class Queue(Recovery):
         now = self.now()
         s = self.settings
         with self.db.tx() as conn:
-            task = _leased(conn, task_id, token, lock=self.db)
-            _check(task, TaskEvent.FAIL)
+            task = leases.leased(conn, task_id, token, lock=self.db)
+            leases.check_report(task, TaskEvent.FAIL)
             job_id, node_id = task.job_id, task.node_id
             failures = task.failures + 1
             if cpu_seconds:
@@ -348,12 +353,20 @@ class Queue(Recovery):
                          task_id=task_id, node_id=node_id)
             return self._refresh_job(conn, job_id)
 
-    def _expand(self, conn: Connection, job: Job, planned: Planned | None) -> None:
-        """Queue the tasks a prepare task planned, after it (higher indexes), and give the
-        job the length and rate it found."""
+    def _expand(self, conn: Connection, job: Job, planned: Planned | None) -> bool:
+        """Queue the tasks a prepare task planned, after it (higher indexes), give the job
+        the length and rate it found, and reserve its credits; False when the tenant's
+        plan or balance does not allow that render (the job is failed, saying why)."""
         if planned is None or not planned.plan:
             raise ValueError("a prepare task completes with the plan of the job's tasks")
         now = self.now()
+        width, height = planned.size
+        try:
+            metering.reserve_prepared(conn, job, frames=planned.frames_total, fps=planned.fps,
+                                      width=width, height=height, now=now)
+        except (InsufficientCredits, QuotaExceeded, OverPlanResolution) as exc:
+            self._fail_job(conn, job, str(exc), TaskKind.PREPARE, f"prepare: {exc}")
+            return False
         first = 1 + max(task.idx for task in jobs.tasks(conn, job.id))
         jobs.add_tasks(conn, [
             dict(id=new_id("tsk"), job_id=job.id, tenant_id=job.tenant_id, kind=p.kind,
@@ -367,6 +380,7 @@ class Queue(Recovery):
                     options={**job.options, "composition": dict(planned.description)})
         jobs.log(conn, job.id, "info", f"prepared: {len(planned.plan)} tasks, "
                  f"{planned.frames_total} frames at {planned.fps} fps", now=now)
+        return True
 
     def _count_node_failure(self, conn: Connection, job_id: str, node_id: str) -> None:
         failures = jobs.count_node_failure(conn, job_id, node_id)
@@ -410,6 +424,20 @@ class Queue(Recovery):
         if finishing:
             self._finished(conn, job)
         return job
+
+    def _fail_job(self, conn: Connection, job: Job, error: str, step: str, said: str,
+                  task_id: str | None = None) -> None:
+        """Fail the job (read under its lock) whatever its tasks say, in the caller's
+        transaction: its unfinished tasks cancelled, ``said`` in its log."""
+        now = self.now()
+        jobs.move_tasks(conn, job.id, TaskEvent.CANCEL, finished_at=now)
+        jobs.move_job(conn, job, JobEvent.FAIL, error=error, failed_step=step,
+                      step=JobState.FAILED.value, finished_at=now, updated_at=now,
+                      started_at=job.started_at or now)
+        jobs.log(conn, job.id, "error", said, now=now, task_id=task_id)
+        jobs.log(conn, job.id, "info", "job failed", now=now)
+        self.db.job_changed(conn, job.id)
+        self._finished(conn, jobs.get(conn, job.id))
 
     def _finished(self, conn: Connection, job: Job) -> None:
         """What a job that just finished gets in the transaction that finished it: its
@@ -456,29 +484,6 @@ def _summarise(job: Job, tasks: Sequence[Task], now: dt.datetime) -> states.Summ
     return states.summarise(views, cancelled=job.state == JobState.CANCELLED,
                             failed=job.state == JobState.FAILED,
                             started_at=job.started_at, now=now)
-
-
-def _check(task: Task, event: TaskEvent) -> None:
-    """A node's report on a task that the state machine does not allow is a stale lease."""
-    try:
-        states.task_transition(task.state, event)
-    except IllegalTransition:
-        raise StaleLease(f"task {task.id} is {task.state}") from None
-
-
-def _leased(conn: Connection, task_id: str, token: str, lock: Database | None = None) -> Task:
-    """The task, if ``token`` is its lease. With ``lock``, its job is locked first and the
-    task read after, so what the caller checks cannot change before it writes."""
-    if lock is not None:
-        job_id = jobs.job_of_task(conn, task_id)
-        if job_id is not None:
-            lock.lock_job(conn, job_id)
-    task = jobs.get_task(conn, task_id)
-    # Bytes, so a token that is not ASCII is a wrong token, not a TypeError.
-    if task is None or task.lease_token is None or not secrets.compare_digest(
-            task.lease_token.encode(), token.encode()):
-        raise StaleLease(f"task {task_id}: this lease is no longer valid")
-    return task
 
 
 __all__ = ["ExportMeta", "NotFound", "Planned", "Queue", "QueueSettings", "TaskPlan",

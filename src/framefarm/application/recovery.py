@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from framefarm.application.plans import QueueSettings
 from framefarm.db.database import Database, retry_deadlocks
-from framefarm.queue.states import JobEvent, JobState, TaskEvent, TaskState
+from framefarm.queue.states import TaskEvent, TaskState
 from framefarm.records import Job, Task
 from framefarm.repos import jobs, nodes
 
@@ -29,7 +29,8 @@ class Recovery:
 
         def _refresh_job(self, conn: Connection, job_id: str) -> Job: ...
 
-        def _finished(self, conn: Connection, job: Job) -> None: ...
+        def _fail_job(self, conn: Connection, job: Job, error: str, step: str, said: str,
+                      task_id: str | None = None) -> None: ...
 
     # -- jobs no node may take ----------------------------------------------------------------
 
@@ -65,16 +66,8 @@ class Recovery:
                 blocked = {n: f for n, f in jobs.blocked_nodes(conn, job_id).items()
                            if n in names}
                 error = _stranded_error(task, blocked, names)
-                job = jobs.get(conn, job_id)
-                jobs.move_tasks(conn, job_id, TaskEvent.CANCEL, finished_at=now)
-                jobs.move_job(conn, job, JobEvent.FAIL, error=error, failed_step=task.kind,
-                              step=JobState.FAILED.value, finished_at=now, updated_at=now,
-                              started_at=job.started_at or now)
-                jobs.log(conn, job_id, "error", f"{task.kind} {task.idx}: {error}", now=now,
-                         task_id=task.id)
-                jobs.log(conn, job_id, "info", "job failed", now=now)
-                self.db.job_changed(conn, job_id)
-                self._finished(conn, jobs.get(conn, job_id))
+                self._fail_job(conn, jobs.get(conn, job_id), error, task.kind,
+                               f"{task.kind} {task.idx}: {error}", task_id=task.id)
                 failed += 1
         return failed
 

@@ -131,8 +131,25 @@ def reserve(conn: Connection, row: Mapping[str, Any], size: Mapping[str, int] | 
     plan = Plan.load(account.plan)
     width, height = (int((size or {}).get("width", 0)), int((size or {}).get("height", 0)))
     frames, fps = int(row["frames_total"]), int(row["fps"])
-    plan.check_resolution(width, height)
     today = now.astimezone(dt.UTC).date()
+    rate, credits = _afford(conn, tenant_id, plan, account.balance, frames=frames, fps=fps,
+                            width=width, height=height, today=today)
+    usage_rows.insert(conn, dict(job_id=job_id, tenant_id=tenant_id, day=today, width=width,
+                                 height=height, fps=fps, frames_estimated=frames,
+                                 credits_per_second=rate, credits_reserved=credits))
+    if credits:
+        ledger.apply(conn, tenant_id, -credits, "reserve", now=now, job_id=job_id,
+                     batch_id=row.get("batch_id"),
+                     note=f"{frames} frames at {rate:g} credits per second")
+    return credits
+
+
+def _afford(conn: Connection, tenant_id: str, plan: Plan, balance: int | None, *,
+            frames: int, fps: int, width: int, height: int,
+            today: dt.date) -> tuple[float, int]:
+    """The plan's checks of a render (resolution, this month's output) and its price:
+    (credits per second, credits to reserve); refused when the balance is short."""
+    plan.check_resolution(width, height)
     if plan.output_minutes_per_month is not None:
         first, last = month_of(today)
         used = usage_rows.output_seconds_between(conn, tenant_id, first, last)
@@ -146,20 +163,31 @@ def reserve(conn: Connection, row: Mapping[str, Any], size: Mapping[str, int] | 
                 {"used_minutes": round(used / 60, 3), "needed_minutes": round(needed / 60, 3),
                  "limit_minutes": plan.output_minutes_per_month})
     rate = plan.rate(width, height)
-    credits = price(frames, fps, rate) if account.balance is not None else 0
-    if account.balance is not None and credits > account.balance:
+    credits = price(frames, fps, rate) if balance is not None else 0
+    if balance is not None and credits > balance:
         raise InsufficientCredits(
             f"this render needs {credits} credits ({seconds(frames, fps):.2f} s at {rate:g} "
-            f"credits per second); the balance is {account.balance}",
-            {"needed": credits, "balance": account.balance,
-             "short": credits - account.balance, "credits_per_second": rate})
-    usage_rows.insert(conn, dict(job_id=job_id, tenant_id=tenant_id, day=today, width=width,
-                                 height=height, fps=fps, frames_estimated=frames,
-                                 credits_per_second=rate, credits_reserved=credits))
+            f"credits per second); the balance is {balance}",
+            {"needed": credits, "balance": balance, "short": credits - balance,
+             "credits_per_second": rate})
+    return rate, credits
+
+
+def reserve_prepared(conn: Connection, job: Job, *, frames: int, fps: int, width: int,
+                     height: int, now: dt.datetime) -> int:
+    """A code template's reservation, made once its prepare task found its length and
+    size (it reserved nothing when queued), in the transaction that plans its tasks: the
+    same checks and price as :func:`reserve`. Returns the credits reserved."""
+    account = ledger.lock_tenant(conn, job.tenant_id)
+    rate, credits = _afford(conn, job.tenant_id, Plan.load(account.plan), account.balance,
+                            frames=frames, fps=fps, width=width, height=height,
+                            today=now.astimezone(dt.UTC).date())
+    usage_rows.prepared(conn, job.id, width=width, height=height, fps=fps, frames=frames,
+                        credits_per_second=rate, credits_reserved=credits)
     if credits:
-        ledger.apply(conn, tenant_id, -credits, "reserve", now=now, job_id=job_id,
-                     batch_id=row.get("batch_id"),
-                     note=f"{frames} frames at {rate:g} credits per second")
+        ledger.apply(conn, job.tenant_id, -credits, "reserve", now=now, job_id=job.id,
+                     batch_id=job.batch_id,
+                     note=f"prepared: {frames} frames at {rate:g} credits per second")
     return credits
 
 

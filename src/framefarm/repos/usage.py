@@ -50,6 +50,14 @@ def add_cpu(conn: Connection, job_id: str, step: str, seconds: float) -> None:
     conn.execute(_u.update().where(_u.c.job_id == job_id).values({column: column + seconds}))
 
 
+def prepared(conn: Connection, job_id: str, *, width: int, height: int, fps: int,
+             frames: int, credits_per_second: float, credits_reserved: int) -> None:
+    """A code template's estimate, known once it was prepared."""
+    conn.execute(_u.update().where(_u.c.job_id == job_id).values(
+        width=width, height=height, fps=fps, frames_estimated=frames,
+        credits_per_second=credits_per_second, credits_reserved=credits_reserved))
+
+
 def settle(conn: Connection, job_id: str, *, frames: int, output_seconds: float,
            bytes_stored: int, charged: int, refunded: int, now: dt.datetime) -> bool:
     """Write the job's final figures once: False if it was settled already."""
