@@ -143,6 +143,7 @@ class Task:
     error: str | None
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    shared_key: str | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

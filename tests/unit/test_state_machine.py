@@ -15,6 +15,7 @@ T, E = TaskState, TaskEvent
 TASK_ALLOWED = {
     (T.WAITING, E.READY): T.QUEUED,
     (T.WAITING, E.CANCEL): T.CANCELLED,
+    (T.WAITING, E.SHARE): T.SUCCEEDED,  # another row of its batch made the shared part
     (T.QUEUED, E.CLAIM): T.RUNNING,
     (T.QUEUED, E.CANCEL): T.CANCELLED,
     (T.RUNNING, E.HEARTBEAT): T.RUNNING,

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from framefarm import errors
+from framefarm.application import sharing
 from framefarm.application.context import Context
 from framefarm.application.exports import Exports
 from framefarm.application.farm import tidy_parts
@@ -30,6 +31,7 @@ from framefarm.application.queue import TaskPlan
 from framefarm.application.renders import JobView, Renders
 from framefarm.batch import rows as batch_rows
 from framefarm.db.database import new_id
+from framefarm.document.timeline import Timeline
 from framefarm.queue import states
 from framefarm.queue.errors import Conflict
 from framefarm.records import Batch
@@ -165,7 +167,11 @@ class Batches:
                        skipped=[dataclasses.asdict(b) for b in bad],
                        idempotency_key=idempotency_key, notify_url=notify_url)
         jobs = [(dict(prepared, priority=priority, notify_url=notify_url, batch_row=row,
-                      attempt=1), plan) for row, prepared, plan in items_out]
+                      attempt=1), plan) for row, prepared, plan, _ in items_out]
+        shared = self._share(tenant_id, template.project_id, [tl for *_, tl in items_out])
+        if shared is not None:
+            jobs = [(columns, plan) for (columns, _), plan in zip(jobs, shared.plans,
+                                                                  strict=True)]
         try:
             self.ctx.queue.submit_batch(columns, jobs)
         except sa.exc.IntegrityError:
@@ -181,16 +187,29 @@ class Batches:
             found = batches.by_idempotency_key(conn, tenant_id, key)
             return self._views(conn, [found])[0] if found is not None else None
 
+    def _share(self, tenant_id: str, project_id: str | None,
+               timelines: Sequence[Timeline | None]) -> sharing.Shared | None:
+        """The rows' plans cut on the frames they all share (None: nothing shared)."""
+        if any(tl is None for tl in timelines):
+            return None  # code templates: known only once a node prepared them
+        settings = self.ctx.settings
+        return sharing.plans([tl for tl in timelines if tl is not None],
+                             self.projects.asset_map(tenant_id, project_id),
+                             nodes=self.renders.online_nodes(),
+                             min_chunk_seconds=settings.min_chunk_seconds,
+                             max_chunks=self.renders.limits.max_chunks)
+
     def _prepare_rows(
         self, tenant_id: str, document: dict[str, Any], project_id: str | None,
         found: batch_rows.Rows, options: Mapping[str, Any],
-    ) -> tuple[list[tuple[int, dict[str, Any], list[TaskPlan]]], list[batch_rows.RowError]]:
+    ) -> tuple[list[tuple[int, dict[str, Any], list[TaskPlan], Timeline | None]],
+               list[batch_rows.RowError]]:
         """Each good row's job columns and plan, checked by ``Renders.prepare`` exactly as
         a render of it would be; a row whose document fails joins the bad ones."""
         assets = self.projects.asset_map(tenant_id, project_id)
         online = self.renders.online_nodes()
         variables = set(template_variables(document))
-        good: list[tuple[int, dict[str, Any], list[TaskPlan]]] = []
+        good: list[tuple[int, dict[str, Any], list[TaskPlan], Timeline | None]] = []
         bad = list(found.bad)
         for row, data in found.good:
             try:
@@ -203,7 +222,7 @@ class Batches:
                 shown = "; ".join(exc.problems[:3])
                 bad.append(batch_rows.RowError(row, field, f"{where}: {shown}"))
                 continue
-            good.append((row, prepared.columns, prepared.plan))
+            good.append((row, prepared.columns, prepared.plan, prepared.timeline))
         bad.sort(key=lambda b: b.row)
         return good, bad
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from framefarm import chunks, protocol
+from framefarm.application import sharing
 from framefarm.application.context import Context, Download, blob_key, download
 from framefarm.application.queue import Planned, render_plan
 from framefarm.engines import Description
@@ -213,6 +214,9 @@ class Farm:
         export = None
         if task.kind == TaskKind.ASSEMBLE and output_key:
             export = self._export_meta(output_key, media)
+        if task.shared_key and output_key:  # kept for the rows that share it
+            storage.copy(output_key, sharing.storage_key(task.tenant_id, task.shared_key,
+                                                         output_key))
         if task.kind == TaskKind.SNAPSHOT and output_key:
             with self.ctx.db.read() as conn:
                 cache = jobs.get(conn, task.job_id).options.get("cache_key")
@@ -344,5 +348,6 @@ def tidy_parts(ctx: Context, job: Job) -> None:
     with ctx.db.read() as conn:
         done = jobs.outputs(conn, job.id)
     for task in done:
-        if task.output_key and task.output_key != job.result_key:
+        if task.output_key and task.output_key != job.result_key \
+                and not task.output_key.startswith(sharing.PREFIX):  # other rows' too
             ctx.storage.delete(task.output_key)

@@ -31,6 +31,9 @@ class TaskPlan:
     frame_start: int = 0
     frame_end: int = 0
     waiting: bool = False
+    # A part shared by every row of a batch (its content key): made by this task, or,
+    # ``waiting``, by another row's, whose output this one takes.
+    shared_key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from framefarm import webhooks as webhooks_shared
-from framefarm.application import leases
+from framefarm.application import leases, sharing
 from framefarm.application import usage as metering
 from framefarm.application.plans import Planned, QueueSettings, TaskPlan, render_plan
 from framefarm.application.recovery import Recovery
@@ -43,7 +43,7 @@ from framefarm.repos import usage as usage_rows
 from framefarm.repos.exports import ExportMeta
 
 
-class Queue(Recovery):
+class Queue(Recovery, sharing.SharedParts):
     """Every job and task transition (the upkeep's requeues and failures: :class:`Recovery`)."""
 
     def __init__(self, db: Database, settings: QueueSettings | None = None) -> None:
@@ -139,7 +139,7 @@ class Queue(Recovery):
                  engine=engine, idx=p.idx, frame_start=p.frame_start, frame_end=p.frame_end,
                  state=TaskState.WAITING if p.waiting else TaskState.QUEUED,
                  priority=row.get("priority", 0), job_created_at=now, failures=0,
-                 requeues=0, not_before=now, frames_done=0)
+                 requeues=0, not_before=now, frames_done=0, shared_key=p.shared_key)
             for p in plan
         ])
         reserved = metering.reserve(conn, row, size, now=now)
@@ -307,6 +307,8 @@ class Queue(Recovery):
                 jobs.update(conn, job_id, result_key=output_key)
             if export is not None and task.kind == TaskKind.ASSEMBLE:
                 exports.insert(conn, task.tenant_id, job_id, export, now=now)
+            if task.shared_key and output_key:
+                self._share(conn, task.tenant_id, task.shared_key, output_key, now)
             if task.kind == TaskKind.PREPARE and not self._expand(
                     conn, jobs.get(conn, job_id), planned):
                 return jobs.get(conn, job_id)  # failed: its plan does not allow it
@@ -443,6 +445,8 @@ class Queue(Recovery):
         """What a job that just finished gets in the transaction that finished it: its
         webhook deliveries, and its credits settled (charged for what it made, the rest
         refunded). Reached once per job: each caller moves it to a finished state."""
+        if job.batch_id and job.state != JobState.SUCCEEDED:
+            self._hand_over(conn, job, self.now())
         self._outbox(conn, job)
         metering.settle(conn, job, now=self.now())
 

@@ -179,8 +179,11 @@ tasks = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("started_at", Time, nullable=True),
     sa.Column("finished_at", Time, nullable=True),
+    # A batch's frames shared by every row: the part's content key (batch/shared.py).
+    sa.Column("shared_key", sa.String(64), nullable=True),
     # Running tasks are found by lease expiry.
     sa.Index("ix_tasks_lease", "state", "lease_expires_at"),
+    sa.Index("ix_tasks_shared", "tenant_id", "shared_key", "state"),
 )
 # The claim takes each tenant's next queued task in this order (repos/claims.py).
 sa.Index("ix_tasks_tenant_claim", tasks.c.tenant_id, tasks.c.state, tasks.c.priority.desc(),

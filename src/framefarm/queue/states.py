@@ -72,6 +72,8 @@ class TaskEvent(enum.StrEnum):
     """An admin released or forgot its node: queued again, no retry spent."""
     CANCEL = "cancel"
     """Its job was cancelled or failed."""
+    SHARE = "share"
+    """The part it waited for, made once for every row of its batch, is there."""
 
 
 class JobState(enum.StrEnum):
@@ -114,6 +116,7 @@ T, E = TaskState, TaskEvent
 TASK_TRANSITIONS: dict[tuple[TaskState, TaskEvent], TaskState] = {
     (T.WAITING, E.READY): T.QUEUED,
     (T.WAITING, E.CANCEL): T.CANCELLED,
+    (T.WAITING, E.SHARE): T.SUCCEEDED,
     (T.QUEUED, E.CLAIM): T.RUNNING,
     (T.QUEUED, E.CANCEL): T.CANCELLED,
     (T.RUNNING, E.HEARTBEAT): T.RUNNING,

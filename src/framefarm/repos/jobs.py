@@ -280,3 +280,48 @@ def logs(conn: Connection, job_id: str, level: str | None = None) -> list[LogLin
     if level in _LEVELS:
         query = query.where(t.job_logs.c.level.in_(_LEVELS[_LEVELS.index(level):]))
     return rows.every(conn, query.order_by(t.job_logs.c.id), LogLine)
+
+
+# -- parts shared by a batch's rows ---------------------------------------------------------
+
+
+def waiting_for(conn: Connection, tenant_id: str, key: str) -> list[str]:
+    """The jobs with a task waiting for the shared part ``key``, sorted (the order their
+    locks are taken in)."""
+    return sorted(set(conn.execute(sa.select(t.tasks.c.job_id).where(
+        t.tasks.c.tenant_id == tenant_id, t.tasks.c.shared_key == key,
+        t.tasks.c.state == TaskState.WAITING)).scalars()))
+
+
+def share(conn: Connection, tenant_id: str, key: str, *, output_key: str,
+          now: dt.datetime) -> int:
+    """Every task waiting for the shared part ``key`` succeeds with it as its output."""
+    sources, target = states.task_sources(TaskEvent.SHARE)
+    return int(conn.execute(t.tasks.update().where(
+        t.tasks.c.tenant_id == tenant_id, t.tasks.c.shared_key == key,
+        t.tasks.c.state.in_(sources),
+    ).values(state=target, output_key=output_key, finished_at=now,
+             frames_done=t.tasks.c.frame_end - t.tasks.c.frame_start)).rowcount)
+
+
+def unmade_parts(conn: Connection, job_id: str) -> list[str]:
+    """The shared parts this job was to make but did not (its task failed or was
+    cancelled): another row's must make them now."""
+    return list(conn.execute(sa.select(t.tasks.c.shared_key).where(
+        t.tasks.c.job_id == job_id, t.tasks.c.shared_key.is_not(None),
+        t.tasks.c.state.in_([TaskState.FAILED, TaskState.CANCELLED]))).scalars())
+
+
+def first_waiting(conn: Connection, tenant_id: str, key: str) -> Task | None:
+    """The task (of the earliest job) that waits for the shared part ``key``."""
+    return rows.first(conn, sa.select(t.tasks).where(
+        t.tasks.c.tenant_id == tenant_id, t.tasks.c.shared_key == key,
+        t.tasks.c.state == TaskState.WAITING).order_by(t.tasks.c.job_id).limit(1), Task)
+
+
+def part_in_hand(conn: Connection, tenant_id: str, key: str) -> bool:
+    """A task is queued or running to make the shared part ``key``."""
+    return conn.execute(sa.select(t.tasks.c.id).where(
+        t.tasks.c.tenant_id == tenant_id, t.tasks.c.shared_key == key,
+        t.tasks.c.state.in_([TaskState.QUEUED, TaskState.RUNNING])).limit(1)).first() \
+        is not None
