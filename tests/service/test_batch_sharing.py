@@ -7,6 +7,7 @@ it to the next row."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,12 @@ def test_shared_frames_are_rendered_once_and_every_row_equals_its_solo_render(
         assert not np.array_equal(a[5], a[30])  # the intro fades in: frames differ
         for n in range(len(a)):
             assert np.array_equal(a[n], b[n]), f"row {name}: frame {n} differs"
+
+    # The shared parts are kept while a row needs them, then swept like any part.
+    storage = farm.svc.ctx.storage
+    assert len(list(storage.list_objects("shared/"))) == 2
+    swept = farm.svc.exports.sweeper.sweep(now=farm.svc.ctx.now() + dt.timedelta(hours=2))
+    assert swept["shared"] == 2 and not list(storage.list_objects("shared/"))
 
 
 def test_a_row_that_was_to_make_a_part_hands_it_to_the_next(farm: Farm) -> None:

@@ -101,7 +101,8 @@ def test_the_sweeper_deletes_only_what_nothing_references(farm: Farm) -> None:
     # Two hours on: what nothing references goes; the running task's current part, the
     # asset, the snapshot cache entry and fresh previews stay.
     swept = sweeper.sweep(now=now + dt.timedelta(hours=2))
-    assert swept == {"parts": 3, "assets": 1, "uploads": 1, "snapshots": 0, "previews": 0}
+    assert swept == {"parts": 3, "assets": 1, "uploads": 1, "snapshots": 0, "previews": 0,
+                     "shared": 0}
     left = keys(storage)
     assert {dead, part_b, gone_job, orphan, staged}.isdisjoint(left)
     assert {asset, live, preview_a, preview_b, snapshot} <= left
@@ -109,7 +110,8 @@ def test_the_sweeper_deletes_only_what_nothing_references(farm: Farm) -> None:
     # Eight days on: the snapshot cache entry has expired and the cancelled job's preview
     # is old; the running job's part and preview and the project's asset stay.
     swept = sweeper.sweep(now=now + dt.timedelta(days=8))
-    assert swept == {"parts": 0, "assets": 0, "uploads": 0, "snapshots": 1, "previews": 1}
+    assert swept == {"parts": 0, "assets": 0, "uploads": 0, "snapshots": 1, "previews": 1,
+                     "shared": 0}
     assert keys(storage) & everything == {asset, live, preview_a}
     assert c.get(f"/v1/renders/{job_b}", headers=bearer(key)).json()["preview_url"] is None
 

@@ -15,6 +15,8 @@ under, as ``Farm.output_key`` names it):
 - ``assets/<sha256>``: kept while a project's asset or a queued or running job uses it.
 - ``uploads/...`` (asset uploads being staged): nothing references them.
 - ``snapshots/...`` (the snapshot cache): kept ``snapshot_ttl`` after it was written.
+- ``shared/<tenant>/<key>.<ext>`` (frames a batch's rows share): kept while a queued or
+  running job takes it as a task's output.
 - ``previews/<job>.jpeg``: kept until ``preview_after`` after its job finished (the job
   stops showing a preview first), or while the job exists.
 
@@ -105,7 +107,7 @@ class Sweeper:
             now = now or self.ctx.now()
             return {"parts": self._parts(now), "assets": self._assets(now),
                     "uploads": self._uploads(now), "snapshots": self._snapshots(now),
-                    "previews": self._previews(now)}
+                    "previews": self._previews(now), "shared": self._shared(now)}
 
     def _old(self, prefix: str, now: dt.datetime) -> Iterator[StoredObject]:
         cutoff = now - self.min_age
@@ -164,6 +166,14 @@ class Sweeper:
         cutoff = now - max(self.rules.snapshot_ttl, self.min_age)
         return self._delete([item.key for item in self.ctx.storage.list_objects("snapshots/")
                              if item.modified < cutoff])
+
+    def _shared(self, now: dt.datetime) -> int:
+        old = [item.key for item in self._old("shared/", now)]
+        if not old:
+            return 0
+        with self.ctx.db.read() as conn:
+            used = storage_refs.shared_in_use(conn, old)
+        return self._delete([key for key in old if key not in used])
 
     def _previews(self, now: dt.datetime) -> int:
         by_job: dict[str, str] = {}

@@ -79,3 +79,15 @@ def shas_of_unfinished_jobs(conn: Connection) -> set[str]:
             t.jobs.c.state.not_in([str(s) for s in FINISHED]))):
         found.update(str(sha) for sha in (assets or {}).values())
     return found
+
+
+def shared_in_use(conn: Connection, keys: Sequence[str]) -> set[str]:
+    """Of these shared parts (``shared/<tenant>/<key>``), the ones a queued or running job
+    still takes as a task's output (its assemble has not read it yet)."""
+    found: set[str] = set()
+    for start in range(0, len(keys), _BATCH):
+        found.update(conn.execute(
+            sa.select(t.tasks.c.output_key).join(t.jobs, t.jobs.c.id == t.tasks.c.job_id)
+            .where(t.tasks.c.output_key.in_(list(keys[start:start + _BATCH])),
+                   t.jobs.c.state.not_in([str(s) for s in FINISHED]))).scalars())
+    return found
