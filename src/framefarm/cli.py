@@ -542,6 +542,7 @@ def submit(
               f"in {time.monotonic() - started:.1f} s (render {job.id})")
 
 
+from framefarm import cli_batch  # noqa: E402, F401  (registers `framefarm batch` on the app)
 
 
 def main() -> None:
