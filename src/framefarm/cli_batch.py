@@ -5,10 +5,14 @@ render, 2 the template or rows are invalid (or only some rows' data is)."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import json
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
@@ -25,7 +29,10 @@ from framefarm import cli
 from framefarm.document import choices
 
 if TYPE_CHECKING:
+    from framefarm.api import models
+    from framefarm.batch import rows as batch_rows
     from framefarm.batch.local import BatchResult
+    from framefarm.client import Client
 
 _SHOWN_FAILURES = 20  # the summary lists this many failed rows; the manifest has them all
 
@@ -45,6 +52,13 @@ def batch(
     no_share: Annotated[bool, typer.Option("--no-share", help="render every row whole, "
                                            "sharing no frames between rows")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    server: Annotated[str | None, typer.Option(
+        help="run the batch on this framefarm service instead (its base URL): the "
+        "template and the files the rows use are uploaded, the videos downloaded",
+        envvar="FRAMEFARM_SERVER")] = None,
+    key: Annotated[str | None, typer.Option(help="the service's API key (better: the "
+                                            "FRAMEFARM_API_KEY variable)",
+                                            envvar="FRAMEFARM_API_KEY")] = None,
 ) -> None:
     """Render a template once per row of data: a video per row into a folder.
 
@@ -55,6 +69,10 @@ def batch(
     """
     from framefarm.batch import local
 
+    if server is not None:
+        _on_service(server, key, template, rows, output, quality=quality, size=size,
+                    quiet=quiet)
+        return
     cancel = threading.Event()
     try:
         with cli._terminate_like_interrupt(), Progress(
@@ -80,6 +98,121 @@ def batch(
     except Exception as exc:
         raise cli._fail(exc) from None
     _summary(result, output)
+
+
+def _on_service(server: str, key: str | None, template: Path, rows: Path, output: Path, *,
+                quality: str | None, size: str | None, quiet: bool) -> None:
+    from framefarm import client
+
+    if not key:
+        cli.err.print("[red]error:[/] --server needs an API key (--key or FRAMEFARM_API_KEY)")
+        raise typer.Exit(2)
+    options = {k: v for k, v in {"quality": quality, "size": size}.items() if v is not None}
+    remote = client.Client(server, key)
+    made: list[str] = []
+    try:
+        with cli._terminate_like_interrupt(), Progress(
+            TextColumn("[bold]{task.description:<9}"), BarColumn(), TaskProgressColumn(),
+            MofNCompleteColumn(), TextColumn("rows  {task.fields[failed]} failed"),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            console=cli.err, disable=quiet, transient=False,
+        ) as bar:
+            task = bar.add_task("upload", total=None, failed=0)
+
+            def show(p: Any) -> None:
+                done = p.counts.succeeded + p.counts.failed + p.counts.cancelled
+                bar.update(task, description=p.state, total=p.rows_queued, completed=done,
+                           failed=p.counts.failed)
+
+            batch = _remote(remote, template, rows, output, options=options,
+                            on_progress=show, on_batch=lambda b: made.append(b.id))
+    except KeyboardInterrupt as exc:
+        if made:
+            with contextlib.suppress(Exception):
+                remote.cancel_batch(made[0])
+        cli.err.print("[yellow]cancelled[/] the batch on the service")
+        raise typer.Exit(128 + getattr(exc, "signum", signal.SIGINT)) from None
+    except client.ClientError as exc:
+        raise cli._remote_failure(exc) from None
+    except Exception as exc:
+        raise cli._fail(exc) from None
+    finally:
+        remote.close()
+    counts = batch.counts
+    cli.out.print(f"[green]{counts.succeeded} rendered[/] on the service, [red]"
+                  f"{counts.failed} failed[/], {len(batch.skipped)} skipped (batch {batch.id});"
+                  f" manifest: {output / 'manifest.csv'}", highlight=False)
+    if counts.failed or batch.skipped:
+        raise typer.Exit(1 if counts.failed else 2)
+
+
+def _remote(client: Client, template: Path, rows: Path, folder: Path, *,
+        options: dict[str, Any], on_progress: Callable[[models.BatchProgress], None],
+        on_batch: Callable[[models.Batch], None] | None = None) -> models.Batch:
+    """Create the batch on the service, wait for it, download its videos; returns it."""
+    from framefarm import errors
+    from framefarm.document import loader
+
+    raw = loader.read_json(template)
+    variables = raw.get("variables") or {} if isinstance(raw, dict) else {}
+    if not variables:
+        raise errors.DocumentError(f"{template}: a batch's template declares 'variables'")
+    found = _rows(rows, variables)
+    # Every file a row's document uses (a photo per row, say), found as the engine finds
+    # it; a row that does not load is left to the service, which reports it by row.
+    files: dict[str, Path] = {}
+    for _, data in found.good:
+        try:
+            loaded = loader.load(template, data=data, overrides=options)
+        except errors.DocumentError:
+            continue
+        for src, path in loaded.assets.items():
+            files["/".join(p for p in src.replace("\\", "/").split("/") if p not in ("", "."))] \
+                = path
+    project = client.create_project((template.stem or "batch")[:200]).id
+    if files:
+        client.upload(project, files)
+    made = client.create_template(template.stem[:200] or "batch", raw, project_id=project)
+    if rows.suffix.lower() == ".csv":
+        batch = client.create_batch(made.id, csv=rows, options=options)
+    else:
+        batch = client.create_batch(made.id, rows=json.loads(rows.read_text("utf-8")),
+                                    options=options)
+    if on_batch is not None:
+        on_batch(batch)
+    batch = client.wait_batch(batch.id, on_progress=on_progress)
+    folder.mkdir(parents=True, exist_ok=True)
+    width = max(5, len(str(batch.rows_total)))
+    lines = [{"row": s.row, "file": "", "state": "skipped", "error": s.message}
+             for s in batch.skipped]
+    after = 0
+    while True:
+        page = client.batch_jobs(batch.id, after=after, limit=200)
+        for job in page.items:
+            name = ""
+            if job.state == "succeeded" and job.export is not None:
+                name = f"row-{job.row:0{width}d}.{job.export.format}"
+                client.download(job, folder / name)
+            lines.append({"row": job.row, "file": name, "state": job.state,
+                          "error": job.error or ""})
+        if not page.has_more or page.next is None:
+            break
+        after = page.next
+    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=["row", "file", "state", "error"])
+        writer.writeheader()
+        writer.writerows(sorted(lines, key=lambda line: int(line["row"])))
+    return batch
+
+
+def _rows(path: Path, variables: dict[str, Any]) -> batch_rows.Rows:
+    from framefarm.batch import rows as batch_rows
+
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8-sig") as lines:
+            return batch_rows.from_csv(lines, variables, max_rows=10_000)
+    return batch_rows.from_json(json.loads(path.read_text("utf-8")), variables,
+                                max_rows=10_000)
 
 
 def _summary(result: BatchResult, folder: Path) -> None:

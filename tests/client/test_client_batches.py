@@ -4,6 +4,7 @@ manifest and the ZIP; JSON rows refused in mode refuse; another tenant's batch."
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -83,3 +84,44 @@ def test_refused_rows_and_other_tenants(server: Server, tenant_key: str) -> None
             other.batch(batch.id)
         with pytest.raises(framefarm.client.NotFound):
             other.wait_batch(batch.id)
+
+
+def test_framefarm_batch_on_a_server_uploads_what_rows_use_and_downloads_each_row(
+        server: Server, tenant_key: str, folder: Path) -> None:
+    """`framefarm batch ... --server URL` as a subprocess: a photo per row uploaded with
+    the template, a bad row reported, every good row's video in the folder."""
+    import subprocess
+    import sys
+
+    from support.media import write_photo
+    from support.server import clean_env
+
+    (folder / "photos").mkdir()
+    write_photo(folder / "photos" / "ann.jpg", "#c03030")
+    write_photo(folder / "photos" / "cy.jpg", "#3050c0")
+    template = folder / "card.json"
+    template.write_text(json.dumps({
+        "output": {"width": 64, "height": 36, "fps": 24, "quality": "draft"},
+        "variables": {"name": {"type": "text", "required": True},
+                      "photo": {"type": "image", "required": True}},
+        "scenes": [{"duration": 1, "layers": [
+            {"type": "image", "src": "{{photo}}"},
+            {"type": "text", "text": "{{name}}", "position": "center"}]}]}))
+    table = folder / "rows.csv"
+    table.write_text("name,photo\nAnn,photos/ann.jpg\nBob,photos/nobody.jpg\n"
+                     "Cy,photos/cy.jpg\n", encoding="utf-8")
+    out = folder / "videos"
+    done = subprocess.run(
+        [sys.executable, "-m", "framefarm", "batch", str(template), str(table), "-o", str(out),
+         "--server", server.url, "-q"], env=clean_env(API_KEY=tenant_key),
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 2, done.stderr + done.stdout  # a row's data was at fault
+    assert "2 rendered" in done.stdout and "1 skipped" in done.stdout, done.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.csv", "row-00001.mp4",
+                                                     "row-00003.mp4"]
+    for name in ("row-00001.mp4", "row-00003.mp4"):
+        info = probe.probe(out / name, count_frames=True)
+        assert info.video is not None and info.video.frames == 24
+    manifest = (out / "manifest.csv").read_text().splitlines()
+    assert manifest[0] == "row,file,state,error"
+    assert manifest[2].startswith("2,,skipped,") and "nobody.jpg" in manifest[2]
