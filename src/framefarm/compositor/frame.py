@@ -51,8 +51,10 @@ class _SceneRenderer:
         self.layers += [layers.create(layer, ctx, self.duration) for layer in scene.layers]
 
     def render(self, frame: int, fps: int) -> Array:
-        canvas = self.background.copy()
         t = (frame - self.span.start) / fps
+        # A still covering the whole frame overwrites every pixel: no background under it.
+        covered = bool(self.layers) and self.layers[0].covers(t)
+        canvas = np.empty_like(self.background) if covered else self.background.copy()
         for layer in self.layers:
             layer.draw(canvas, t)
         return canvas

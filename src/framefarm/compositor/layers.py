@@ -6,6 +6,7 @@ then ``draw(canvas, t)`` puts the layer on the canvas at scene time ``t`` second
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,9 @@ class Context(Protocol):
 class LayerRenderer(Protocol):
     def draw(self, canvas: Array, t: float) -> None: ...
 
+    def covers(self, t: float) -> bool:
+        """Whether ``draw`` at ``t`` writes every pixel of the canvas, opaquely."""
+
     def close(self) -> None: ...
 
 
@@ -64,6 +68,9 @@ class Base:
     def state(self, t: float, span: tuple[float, float] | None = None) -> placement.State:
         return placement.state(self.layer, self.box, self.ctx.size, t, span or (self.start,
                                                                                   self.end))
+
+    def covers(self, t: float) -> bool:
+        return False
 
     def close(self) -> None:
         return None
@@ -100,6 +107,25 @@ def _draw_content(canvas: Array, source: Bitmap, content: Matrix, st: placement.
     bitmap.draw(canvas, Bitmap(boxed), st.matrix, st.opacity)
 
 
+def _covers(size: tuple[int, int], source: Bitmap, content: Matrix, st: placement.State,
+            box: placement.Box) -> bool:
+    """Whether :func:`_draw_content` writes every canvas pixel: an opaque, upright source at
+    full opacity whose box and content both reach past every edge of the canvas (the
+    region drawn is their bounds rounded outwards, clipped to the canvas)."""
+    if not (source.opaque and st.upright and st.opacity >= 1.0):
+        return False
+    width, height = size
+    shapes = ((st.matrix, (box[2], box[3])),
+              (bitmap.compose(st.matrix, content), (source.width, source.height)))
+    for matrix, (w, h) in shapes:
+        corners = np.array([[0, 0, 1], [w, h, 1]], float) @ matrix.T
+        (left, top), (right, bottom) = corners.min(axis=0), corners.max(axis=0)
+        if (math.floor(left) > 0 or math.floor(top) > 0 or math.ceil(right) < width
+                or math.ceil(bottom) < height):
+            return False
+    return True
+
+
 def _max_side(box: placement.Box, layer: models.LayerBase, zooms: float) -> float:
     scale = max([layer.scale] + [k.value for k in layer.keyframes.get("scale", [])])
     return max(box[2], box[3]) * zooms * max(1.0, scale)
@@ -114,13 +140,20 @@ class ImageRenderer(Base):
         # difference more, hence the factor 2 bound on the longer side.
         self.bitmap = bitmap.load_image(ctx.asset(layer.src), _max_side(self.box, layer, zmax) * 2)
 
+    def _content(self, t: float) -> Matrix:
+        return placement.ken_burns((self.bitmap.width, self.bitmap.height),
+                                   (self.box[2], self.box[3]), self.model.fit,
+                                   self.model.motion, self.progress(t))
+
+    def covers(self, t: float) -> bool:
+        return (bitmap.FAST_PATHS and self.active(t)
+                and _covers(self.ctx.size, self.bitmap, self._content(t), self.state(t),
+                            self.box))
+
     def draw(self, canvas: Array, t: float) -> None:
         if not self.active(t):
             return
-        content = placement.ken_burns((self.bitmap.width, self.bitmap.height),
-                                      (self.box[2], self.box[3]), self.model.fit,
-                                      self.model.motion, self.progress(t))
-        _draw_content(canvas, self.bitmap, content, self.state(t), self.box)
+        _draw_content(canvas, self.bitmap, self._content(t), self.state(t), self.box)
 
 
 class SlidesRenderer(Base):
@@ -216,8 +249,8 @@ class TextRenderer(Base):
         if self._sprite is None:
             rendered = text.render(self.model.text, self.model.style, self.ctx.fonts,
                                    _box_size(self.box), self.model.highlight)
-            self._sprite = (bitmap.from_pil(rendered.image),
-                            bitmap.affine(1, 1, -rendered.margin, -rendered.margin))
+            self._sprite = bitmap.trimmed(bitmap.from_pil(rendered.image),
+                                          bitmap.affine(1, 1, -rendered.margin, -rendered.margin))
         return self._sprite
 
     def draw(self, canvas: Array, t: float) -> None:
@@ -301,8 +334,9 @@ class CaptionsRenderer(Base):
             if i not in self._sprites:
                 rendered = text.render(words, self.model.style, self.ctx.fonts,
                                        _box_size(self.box))
-                self._sprites[i] = (bitmap.from_pil(rendered.image),
-                                    bitmap.affine(1, 1, -rendered.margin, -rendered.margin))
+                self._sprites[i] = bitmap.trimmed(
+                    bitmap.from_pil(rendered.image),
+                    bitmap.affine(1, 1, -rendered.margin, -rendered.margin))
             sprite, offset = self._sprites[i]
             st = self.state(t, (self.start + a, min(self.start + b, self.end)))
             bitmap.draw(canvas, sprite, bitmap.compose(st.matrix, offset), st.opacity)
