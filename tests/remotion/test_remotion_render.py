@@ -147,8 +147,19 @@ def test_cancel_stops_node_chromium_and_ffmpeg(remotion: RemotionEngine, tmp_pat
     programs = set(seen[0].values()) if seen else set()
     for program in ("node", "chrom", "ffmpeg"):  # the names as /proc gives them, cut short
         assert any(name.startswith(program) for name in programs), seen
-    wait_for(lambda: not set(_descendants()) & set(seen[0]), timeout=15,
+    # Gone, not only no longer ours: an orphan would be adopted by init and still run.
+    wait_for(lambda: not any(_alive(pid) for pid in seen[0]), timeout=30,
              what="Node.js, Chromium and FFmpeg to exit")
+
+
+def _alive(pid: int) -> bool:
+    """Running, or stopped (a zombie waiting to be reaped is not running)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != b"Z"
 
 
 def test_a_composition_without_sound_gets_silence_as_long_as_the_range(

@@ -115,6 +115,8 @@ class _Watch:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(_KILL_GRACE)
         _signal_group(self.proc, signal.SIGKILL)  # whatever is left of the group
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(_KILL_GRACE)  # reaped, not left to the garbage collector
 
     def close(self) -> None:
         self._done.set()
@@ -312,6 +314,9 @@ def _bridge(command: str, request: Mapping[str, Any], *, rules: sandbox.Policy,
         if proc.poll() is None:
             watch.stop("error")
         watch.close()
+        # The watch may have stopped it first (a cancel): reap it here in any case.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(_KILL_GRACE)
     watch.raise_if_stopped(f"remotion {command}")
     if failure is not None:
         raise step_error(failure, list(tail))
