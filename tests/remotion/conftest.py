@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from framefarm.engines.remotion import RemotionEngine, process, project
+from framefarm.engines.remotion import RemotionEngine, process, project, sandbox
 from support.ci import skip_or_fail
 from support.farm import Farm, clear_framefarm_env
 
@@ -37,6 +37,23 @@ def open_to_the_sandbox(folder: Path) -> Path:
 @pytest.fixture(autouse=True)
 def _reachable_tmp_path(tmp_path: Path) -> None:
     open_to_the_sandbox(tmp_path)
+
+
+# The suites that run the programs in the sandbox: its own checks, and the farm's nodes.
+SANDBOXED = ("test_remotion_farm", "test_remotion_sandbox")
+
+
+@pytest.fixture(autouse=True)
+def _sandbox_where_it_is_tested(request: pytest.FixtureRequest,
+                                monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The engine's own suites (rendering, its errors, the CLI) run Node.js and Chromium
+    directly, as a developer rendering their own project does (FRAMEFARM_SANDBOX=off);
+    the sandbox's suite and the farm's nodes run them in the sandbox (the default)."""
+    module = request.module.__name__.rsplit(".", 1)[-1]
+    monkeypatch.setenv("FRAMEFARM_SANDBOX", "auto" if module in SANDBOXED else "off")
+    sandbox.policy.cache_clear()
+    yield
+    sandbox.policy.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -111,10 +111,16 @@ class _Watch:
         if self.stopped:
             return
         self.stopped = reason
+        # Taken before any signal: once Node.js is gone its Chromium (which may run in a
+        # process group of its own) is adopted by init and no longer found below it.
+        tree = sandbox.descendants(self.proc.pid)
         _signal_group(self.proc, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(_KILL_GRACE)
         _signal_group(self.proc, signal.SIGKILL)  # whatever is left of the group
+        for pid in tree:  # and of the tree
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(_KILL_GRACE)  # reaped, not left to the garbage collector
 

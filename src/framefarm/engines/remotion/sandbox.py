@@ -94,14 +94,18 @@ class Policy:
         them, and every sandbox can still read it."""
         if self.confined:
             _chown_tree(path, os.getuid(), os.getgid(), readable=True)
+        else:  # readable all the same: a confined node may share this cache later
+            _chown_tree(path, None, None, readable=True)
 
 
 def _chown_tree(path: Path, uid: int | None, gid: int | None, *,
                 readable: bool = False) -> None:
-    assert uid is not None and gid is not None
+    """Give ``path`` and everything in it to uid:gid (None: keep the owner); with
+    ``readable``, readable and enterable by anyone, writable by the owner alone."""
 
     def own(target: str, folder: bool) -> None:
-        os.chown(target, uid, gid, follow_symlinks=False)
+        if uid is not None and gid is not None:
+            os.chown(target, uid, gid, follow_symlinks=False)
         if readable and not os.path.islink(target):
             mode = os.stat(target).st_mode & 0o7777
             os.chmod(target, (mode | (0o755 if folder else 0o444)) & ~0o022)
@@ -144,8 +148,30 @@ def policy() -> Policy:
     return Policy(user.pw_uid, user.pw_gid, memory)
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Chromium and its helpers, whatever their group)."""
+    children, _ = _processes()
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def tree_rss(pid: int) -> int:
     """Resident bytes of ``pid`` and every process below it (Chromium's helpers too)."""
+    children, rss = _processes()
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += rss.get(current, 0)
+        todo.extend(children.get(current, ()))
+    return total
+
+
+def _processes() -> tuple[dict[int, list[int]], dict[int, int]]:
+    """Each process's children, and each one's resident bytes, from /proc."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     page = os.sysconf("SC_PAGE_SIZE")
@@ -160,9 +186,4 @@ def tree_rss(pid: int) -> int:
         child, parent = int(entry), int(fields[1])
         children.setdefault(parent, []).append(child)
         rss[child] = int(fields[21]) * page
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        total += rss.get(current, 0)
-        todo.extend(children.get(current, ()))
-    return total
+    return children, rss
