@@ -62,7 +62,7 @@ def test_history_updates_live(page: Any, studio_server: Server,
     assert studio_server.job(job_id)["export"]["expires_at"] > before
     row.get_by_role("button", name="Copy link").click()
     expect(row.get_by_role("button", name="Copy link")).to_have_attribute(
-        "data-link", re.compile(r"/download\?.*sig="))
+        "data-link", re.compile(r"/download\?.*sig="), timeout=30_000)  # a round trip
     row.get_by_role("button", name="Log").click()
     expect(row.locator(".logs li").first).to_be_visible()
 

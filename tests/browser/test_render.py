@@ -77,7 +77,8 @@ def test_changing_a_field_changes_the_preview_frame(page: Any, studio_server: Se
     expect(page.get_by_label("Backdrop")).to_have_value("media/red.jpg")
     wait_for(lambda: preview_version(page) > version, timeout=60, what="the new backdrop")
     expect(page.locator("#preview-stage")).not_to_have_class("stage busy")
-    assert image.screenshot() != shown
+    # The new frame is decoded and painted after the request ends: wait for the change.
+    wait_for(lambda: image.screenshot() != shown, timeout=30, what="the backdrop drawn")
 
     # A frame asked again comes from the snapshot cache.
     name = page.get_by_role("textbox", name="Name (required)")
