@@ -75,12 +75,7 @@ def batch(
         return
     cancel = threading.Event()
     try:
-        with cli._terminate_like_interrupt(), Progress(
-            TextColumn("[bold]{task.description:<9}"), BarColumn(), TaskProgressColumn(),
-            MofNCompleteColumn(), TextColumn("rows  {task.fields[failed]} failed"),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-            console=cli.err, disable=quiet, transient=False,
-        ) as bar:
+        with cli._terminate_like_interrupt(), _rows_bar(quiet) as bar:
             task = bar.add_task("prepare", total=None, failed=0)
 
             def show(p: local.BatchProgress) -> None:
@@ -111,12 +106,7 @@ def _on_service(server: str, key: str | None, template: Path, rows: Path, output
     remote = client.Client(server, key)
     made: list[str] = []
     try:
-        with cli._terminate_like_interrupt(), Progress(
-            TextColumn("[bold]{task.description:<9}"), BarColumn(), TaskProgressColumn(),
-            MofNCompleteColumn(), TextColumn("rows  {task.fields[failed]} failed"),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-            console=cli.err, disable=quiet, transient=False,
-        ) as bar:
+        with cli._terminate_like_interrupt(), _rows_bar(quiet) as bar:
             task = bar.add_task("upload", total=None, failed=0)
 
             def show(p: Any) -> None:
@@ -213,6 +203,15 @@ def _rows(path: Path, variables: dict[str, Any]) -> batch_rows.Rows:
             return batch_rows.from_csv(lines, variables, max_rows=10_000)
     return batch_rows.from_json(json.loads(path.read_text("utf-8")), variables,
                                 max_rows=10_000)
+
+
+def _rows_bar(quiet: bool) -> Progress:
+    """The one progress bar of a batch, here or on a service: rows done, failed, ETA."""
+    return Progress(
+        TextColumn("[bold]{task.description:<9}"), BarColumn(), TaskProgressColumn(),
+        MofNCompleteColumn(), TextColumn("rows  {task.fields[failed]} failed"),
+        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        console=cli.err, disable=quiet, transient=False)
 
 
 def _summary(result: BatchResult, folder: Path) -> None:
