@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -72,9 +73,11 @@ def project_zip(folder: Path) -> bytes:
     return data.getvalue()
 
 
-def farm_render(base: str, key: str, project_id: str, peaks: dict[str, int]) -> float:
+def farm_render(base: str, key: str, project_id: str, peaks: dict[str, int],
+                timeline: bool = False) -> float:
     """One render through the service: wall seconds from submit to export, with the
-    nodes' memory sampled meanwhile."""
+    nodes' memory sampled meanwhile; ``timeline``: print the job's log, timed from
+    submit (where the time goes: prepare, each chunk, the assemble step)."""
     body = {"project_id": project_id, "options": {"size": "1080p", "quality": "high"},
             "document": {"engine": "remotion", "composition": "Card", "props": {}}}
     done = threading.Event()
@@ -95,6 +98,12 @@ def farm_render(base: str, key: str, project_id: str, peaks: dict[str, int]) -> 
     sampler.join()
     if view["state"] != "succeeded":
         raise RuntimeError(f"the farm's render {view['state']}: {view['error']}")
+    if timeline:
+        lines = httpx.get(f"{base}/v1/renders/{view['id']}/logs", headers=_auth(key)).json()
+        submitted = datetime.fromisoformat(view["created_at"])
+        for line in lines:
+            at = (datetime.fromisoformat(line["at"]) - submitted).total_seconds()
+            print(f"  {at:7.2f} s  {line['message']}")
     return elapsed
 
 
@@ -117,6 +126,8 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--timeline", action="store_true",
+                        help="print each farm render's log, timed from its submit")
     args = parser.parse_args()
     missing = process.missing_tools()
     if missing or shutil.which("taskset") is None:
@@ -154,7 +165,7 @@ def main() -> int:
             for round_ in range(args.repeat):
                 out = OUT / f"remotion-cli-{args.seconds}s.mp4"
                 cli_times.append(remotion_cli(ready, out))
-                farm_times.append(farm_render(base, key, project_id, peaks))
+                farm_times.append(farm_render(base, key, project_id, peaks, args.timeline))
                 print(f"round {round_ + 1}: remotion CLI {cli_times[-1]:.1f} s, farm "
                       f"{farm_times[-1]:.1f} s")
         cli, farm = statistics.median(cli_times), statistics.median(farm_times)

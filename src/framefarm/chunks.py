@@ -24,11 +24,13 @@ def split(total: int, count: int) -> list[tuple[int, int]]:
 
 
 def plan(total_frames: int, fps: int, *, nodes: int, min_chunk_seconds: float,
-         max_chunks: int = 64) -> list[tuple[int, int]]:
+         max_chunks: int = 64, per_node: int | None = None) -> list[tuple[int, int]]:
     """The farm's render chunks: each at least ``min_chunk_seconds`` (to the nearest frame)
     unless the video is shorter, about one per node, and two per node when there are at
-    most four, so one slow node does not hold the job up; never more than ``max_chunks``."""
+    most four, so one slow node does not hold the job up (``per_node`` says otherwise);
+    never more than ``max_chunks``."""
     min_frames = max(1, round(min_chunk_seconds * fps))
     longest = max(1, total_frames // min_frames)  # the most chunks that are long enough
-    per_node = 2 if nodes <= 4 else 1
+    if per_node is None:
+        per_node = 2 if nodes <= 4 else 1
     return split(total_frames, max(1, min(longest, max_chunks, max(1, nodes) * per_node)))

@@ -39,8 +39,9 @@ MAX_OUTPUT_BYTES = 8 * 1024**3  # a task's output
 MAX_ERROR_CHARS = 20000  # a failure report's message; the agent sends its tail
 MAX_CPU_SECONDS = 7 * 24 * 3600.0 * 256  # a week on 256 cores: more is not a measurement
 
-# The ``ext`` query parameter of upload-url and the output PUT.
-OutputExtension = Literal["mp4", "webm", "m4a", "gif", "png", "jpeg"]
+# The ``ext`` query parameter of upload-url and the output PUT (mov and mkv: a code
+# template's parts, which carry their range's sound beside the video).
+OutputExtension = Literal["mp4", "webm", "m4a", "gif", "png", "jpeg", "mov", "mkv"]
 
 
 class TaskKind(enum.StrEnum):

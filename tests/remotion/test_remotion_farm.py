@@ -6,15 +6,17 @@ task, and a farm with no node that has it refuses the render at submit."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from framefarm.engines.remotion import local
 from support.api import assert_error, bearer, wait_job
-from support.media import decode_video
+from support.media import decode_audio, decode_video
 from support.remotion import EXAMPLE, PROPS, code_tenant, render_body, upload_example
 
 pytestmark = pytest.mark.ffmpeg
@@ -35,6 +37,7 @@ def test_two_nodes_render_a_composition_equal_to_a_local_render(
     kinds = sorted(t.kind.value for t in tasks)
     assert kinds.count("prepare") == 1 and kinds.count("assemble") == 1
     assert kinds.count("render") >= 2, kinds  # planned in chunks for the two nodes
+    assert "audio" not in kinds, kinds  # the chunks bring their own range's sound
     assert {t.engine for t in tasks} == {"remotion"}
 
     response = farm.client.get(f"/v1/exports/{done['export']['id']}/file",
@@ -58,6 +61,18 @@ def test_two_nodes_render_a_composition_equal_to_a_local_render(
         for other in (n - 1, n + 1):
             if 0 <= other < len(b) and not np.array_equal(b[other], b[n]):
                 assert same_share(a[n], b[other]) < same, f"frame {n} matches frame {other}"
+
+    # The sound, joined from the chunks' own, is continuous and as long as the video.
+    pcm, rate = decode_audio(farmed)
+    assert rate == 48000
+    assert abs(pcm.shape[1] / rate - 120 / 30) < 0.03  # AAC priming aside
+    window = rate // 30
+    usable = pcm[0, : (pcm.shape[1] // window) * window].reshape(-1, window)
+    rms = np.sqrt((usable ** 2).mean(axis=1))
+    assert (rms[1:-1] > 0.01).all(), rms  # the music plays across every seam
+    alone_pcm, _ = decode_audio(alone)
+    length = min(pcm.shape[1], alone_pcm.shape[1])
+    assert np.abs(pcm[:, :length] - alone_pcm[:, :length]).mean() < 0.01
 
 
 def same_share(x: np.ndarray, y: np.ndarray) -> float:
@@ -133,8 +148,49 @@ def test_a_compile_error_and_an_unknown_composition_fail_at_prepare(
     assert sum("failed" in line["message"] for line in logs if line["level"] == "error") == 1
 
     snap = farm.client.post("/v1/snapshots", headers=bearer(key),
-                            json={"project_id": project_id, "document": body["document"]})
-    assert "submit it as a render" in assert_error(snap, 422)["message"]
+                            json={"project_id": project_id, "document": body["document"],
+                                  "wait": 120})
+    assert "Card.tsx" in assert_error(snap, 422, "snapshot_failed")["message"]
+
+
+def test_a_snapshot_of_a_code_template_through_the_api(
+        make_farm: Any, remotion_cache: Path, tmp_path: Path) -> None:
+    farm = make_farm()
+    key = code_tenant(farm)
+    project_id = upload_example(farm, key)
+    farm.start_nodes(1, threads=1, remotion_cache=remotion_cache)
+    document = {"engine": "remotion", "composition": "Card", "props": PROPS}
+    body = {"project_id": project_id, "document": document, "frame": 40, "wait": 120}
+    first = farm.client.post("/v1/snapshots", headers=bearer(key), json=body)
+    assert first.status_code == 200, first.text
+    assert first.headers["content-type"] == "image/png"
+    assert (first.headers["x-frame"], first.headers["x-cache"]) == ("40", "miss")
+    with Image.open(io.BytesIO(first.content)) as image:
+        assert image.size == (1280, 720)  # the composition's own size
+        got = np.asarray(image.convert("RGB"), dtype=np.int16)
+    alone = tmp_path / "local.png"
+    local.snapshot(EXAMPLE, alone, composition="Card", props=PROPS, frame=40,
+                   cache=remotion_cache)
+    with Image.open(alone) as image:
+        assert np.abs(got - np.asarray(image.convert("RGB"), dtype=np.int16)).mean() < 1.0
+    other = local.snapshot(EXAMPLE, tmp_path / "other.png", composition="Card",
+                           props=PROPS, frame=90, cache=remotion_cache)
+    with Image.open(tmp_path / "other.png") as image:  # not a still picture compared
+        assert other == 90
+        assert np.abs(got - np.asarray(image.convert("RGB"), dtype=np.int16)).mean() > 1.0
+
+    again = farm.client.post("/v1/snapshots", headers=bearer(key), json=body)
+    assert again.headers["x-cache"] == "hit" and again.content == first.content
+    jpeg = farm.client.post("/v1/snapshots", headers=bearer(key),
+                            json={**body, "format": "jpeg"})
+    assert jpeg.status_code == 200 and jpeg.headers["content-type"] == "image/jpeg"
+
+    late = farm.client.post("/v1/snapshots", headers=bearer(key),
+                            json={**body, "frame": 5000})
+    assert "frame 5000" in assert_error(late, 422, "snapshot_failed")["message"]
+    timed = farm.client.post("/v1/snapshots", headers=bearer(key),
+                             json={**body, "frame": None, "at": 1.5})
+    assert "names its frame" in assert_error(timed, 422)["message"]
 
 
 def test_code_templates_are_off_until_an_admin_turns_them_on(make_farm: Any,

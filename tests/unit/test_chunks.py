@@ -131,3 +131,13 @@ def test_plan_uses_every_node_it_can(total: int, fps: int, nodes: int, min_secon
         one_more = chunks.split(total, len(ranges) + 1)
         too_short = min(b - a for a, b in one_more) < max(1, round(min_seconds * fps))
         assert len(ranges) == max_chunks or too_short or len(ranges) == total
+
+
+def test_plan_per_node_overrides_the_two_per_node_of_small_farms() -> None:
+    # A code template's chunk starts a browser of its own: one per node.
+    assert chunks.plan(900, 30, nodes=2, min_chunk_seconds=2.0) == chunks.split(900, 4)
+    assert chunks.plan(900, 30, nodes=2, min_chunk_seconds=2.0,
+                       per_node=1) == [(0, 450), (450, 900)]
+    # Still never shorter than the shortest worthwhile chunk.
+    assert chunks.plan(150, 30, nodes=8, min_chunk_seconds=2.0,
+                       per_node=1) == [(0, 75), (75, 150)]

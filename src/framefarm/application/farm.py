@@ -248,22 +248,27 @@ class Farm:
     def _plan(self, engine: str, found: protocol.Description, max_chunks: int,
               options: Mapping[str, Any]) -> Planned:
         """The tasks of a prepared job: its frames in chunks for the nodes online that
-        have its engine, the audio, the assemble step."""
+        have its engine, and the assemble step. A code template's chunks bring their
+        range's sound from their own pass over the frames, so there is no audio task
+        (it would be a second pass over the whole composition)."""
         with self.ctx.db.read() as conn:
             able = sum(node_status(self.ctx, n) in ("online", "busy")
                        and engine in claims.node_engines(n.capabilities)
                        for n in nodes.list_all(conn))
         settings = self.ctx.settings
+        # One chunk per node: each of a code template's chunks starts its own Chromium
+        # and loads the bundle (about 3 s of a core), and brings its own sound, so the
+        # nodes finish together without the smaller pieces a JSON document gets.
         ranges = chunks.plan(found.frames, found.fps, nodes=able,
                              min_chunk_seconds=settings.min_chunk_seconds,
-                             max_chunks=max_chunks)
+                             max_chunks=max_chunks, per_node=1)
         composition = Description(id=found.id, width=found.width, height=found.height,
                                   fps=found.fps, frames=found.frames, default_props={},
                                   props={})
         size = output_size(composition, scale_for(options.get("size"), composition),
                            options.get("format", "mp4"))
-        return Planned(render_plan(ranges, found.frames), found.frames, found.fps,
-                       found.model_dump(), size)
+        return Planned(render_plan(ranges, found.frames, audio_task=False), found.frames,
+                       found.fps, found.model_dump(), size)
 
     def _export_meta(self, key: str, media: protocol.MediaInfo | None) -> ExportMeta:
         """The export's description: the node's own probe of the file it made, checked

@@ -49,10 +49,12 @@ class Planned:
     size: tuple[int, int]  # the output's, as the job's options make it (what it is priced by)
 
 
-def render_plan(chunks: Sequence[tuple[int, int]], frames_total: int) -> list[TaskPlan]:
-    """A render job's tasks: one per chunk, the audio mix, and the assemble task that
-    waits for them all."""
+def render_plan(chunks: Sequence[tuple[int, int]], frames_total: int, *,
+                audio_task: bool = True) -> list[TaskPlan]:
+    """A render job's tasks: one per chunk, the audio mix (unless the chunks bring their
+    own sound: ``audio_task=False``), and the assemble task that waits for them all."""
     plans = [TaskPlan(TaskKind.RENDER, i, a, b) for i, (a, b) in enumerate(chunks)]
-    plans.append(TaskPlan(TaskKind.AUDIO, len(plans), 0, frames_total))
+    if audio_task:
+        plans.append(TaskPlan(TaskKind.AUDIO, len(plans), 0, frames_total))
     plans.append(TaskPlan(TaskKind.ASSEMBLE, len(plans), 0, frames_total, waiting=True))
     return plans

@@ -81,6 +81,7 @@ class SnapshotRequest:
     limits: dict[str, Any]
     cache_key: str
     image_format: str
+    engine: str = "framefarm"
 
 
 def snapshot_key(document: Mapping[str, Any], assets: Mapping[str, str], frame: int,
@@ -217,6 +218,18 @@ class Renders:
                       assets: Mapping[str, str], options: dict[str, Any]) -> Prepared:
         """A code template's submission: checked as far as the server can, planned as its
         prepare task, and refused when no node could ever take it."""
+        spec = self._code_template(tenant_id, filled, assets, options)
+        columns = dict(tenant_id=tenant_id, kind="render", engine=spec.engine,
+                       document=spec.model_dump(), options=options, assets=dict(assets),
+                       limits=self.limits.model_dump(), frames_total=0, fps=0,
+                       project_id=project_id)
+        return Prepared(columns, code_templates.plan(), None)
+
+    def _code_template(self, tenant_id: str, filled: dict[str, Any],
+                       assets: Mapping[str, str], options: Mapping[str, Any]
+                       ) -> code_templates.CodeRender:
+        """A code template's request checked, for a tenant whose plan allows them, on a
+        farm with a node that runs its engine (or set to wait for one)."""
         spec = code_templates.check(filled, assets, options)
         with self.ctx.db.read() as conn:
             allowed = usage.Plan.load(ledger.account(conn, tenant_id).plan).code_templates
@@ -232,11 +245,7 @@ class Renders:
                 f"no render node of this farm runs {spec.engine} renders (a node needs "
                 "Node.js, npm and Chromium, and reports the engine when it registers); "
                 "set FRAMEFARM_UNSERVED_ENGINES=wait to queue such renders until one does")
-        columns = dict(tenant_id=tenant_id, kind="render", engine=spec.engine,
-                       document=spec.model_dump(), options=options, assets=dict(assets),
-                       limits=self.limits.model_dump(), frames_total=0, fps=0,
-                       project_id=project_id)
-        return Prepared(columns, code_templates.plan(), None)
+        return spec
 
     def farm_nodes_with(self, engine: str) -> int:
         """Registered nodes (online or not) that reported ``engine``."""
@@ -297,6 +306,9 @@ class Renders:
                                                  project_id=project_id,
                                                  template_id=template_id, data=data)
         assets = self.projects.asset_map(tenant_id, project_id)
+        if code_templates.engine_of(filled) != "framefarm":
+            return self._code_snapshot(tenant_id, filled, project_id, assets, frame=frame,
+                                       at=at, scene=scene, image_format=image_format)
         limits = self.limits
         tl = self._validate(filled, assets, {}, limits)
         assets = speech.bundle(tl, assets, self.ctx.storage, blob_key)  # nodes get its audio
@@ -308,13 +320,31 @@ class Renders:
         return SnapshotRequest(filled, assets, project_id, chosen, tl.fps, limits.model_dump(),
                                key, image_format)
 
+    def _code_snapshot(self, tenant_id: str, filled: dict[str, Any], project_id: str | None,
+                       assets: Mapping[str, str], *, frame: int | None, at: float | None,
+                       scene: int | None, image_format: str) -> SnapshotRequest:
+        """A frame of a code template: by its number (the composition's rate and scenes
+        are the project's code, known once a node has prepared it)."""
+        if at is not None or scene is not None:
+            field = "at" if at is not None else "scene"
+            raise errors.DocumentError(
+                f"{field}: a code template's snapshot names its frame (\"frame\": N); "
+                "its rate and length are known only once a node has prepared the project")
+        spec = self._code_template(tenant_id, filled, assets, {})
+        document = spec.model_dump()
+        chosen = frame or 0
+        return SnapshotRequest(document, assets, project_id, chosen, 0,
+                               self.limits.model_dump(),
+                               snapshot_key(document, assets, chosen, image_format),
+                               image_format, engine=spec.engine)
+
     def queue_snapshot(self, tenant_id: str, request: SnapshotRequest) -> Job:
         job, _ = self.ctx.queue.submit(
             tenant_id, kind="snapshot", document=request.document,
             options={"snapshot_format": request.image_format, "cache_key": request.cache_key},
             assets=request.assets, limits=request.limits, frames_total=1, fps=request.fps,
             plan=[TaskPlan(TaskKind.SNAPSHOT, 0, request.frame, request.frame + 1)],
-            priority=10, project_id=request.project_id)
+            priority=10, project_id=request.project_id, engine=request.engine)
         return job
 
     def cached(self, key: str) -> bool:

@@ -442,6 +442,8 @@ class Agent:
         project = self._inputs(task, folder)
         if task.kind is TaskKind.PREPARE:
             return None, "", self.code.prepare(task, project, cancel)
+        if task.kind is TaskKind.SNAPSHOT:
+            return (*self.code.snapshot(task, project, folder, cancel), None)
         return (*self.code.run(task, project, folder, cancel, progress), None)
 
     def _execute_document(self, task: ClaimedTask, folder: Path, cancel: threading.Event,
@@ -496,10 +498,12 @@ class Agent:
             "GET", f"/internal/tasks/{task.task_id}/inputs", lease=lease).json())
         parts: list[tuple[Path, int]] = []
         audio: Path | None = None
+        code = task.engine != "framefarm"
+        part_suffix = self.code.part_suffix(fmt) if code else fmt.part_suffix
         for item in listing:
             if item.kind is TaskKind.AUDIO and fmt.audio_suffix is None:
                 continue  # a silent format: its audio task made nothing
-            suffix = fmt.audio_suffix if item.kind is TaskKind.AUDIO else fmt.part_suffix
+            suffix = fmt.audio_suffix if item.kind is TaskKind.AUDIO else part_suffix
             path = folder / f"{item.kind}{item.idx:04d}.{suffix}"
             self._download(item.url, f"/internal/tasks/{task.task_id}/inputs/{item.idx}",
                            lease, path)
@@ -507,6 +511,8 @@ class Agent:
                 audio = path
             else:
                 parts.append((path, item.frames[1] - item.frames[0]))
+        if code:  # a code template's parts carry their own sound
+            audio = self.code.join_sound(task, parts, folder)
         output = folder / f"final.{fmt.part_suffix}"
         if fmt.single_chunk:
             if len(parts) != 1:

@@ -5,20 +5,28 @@ The job's files are the project. It is prepared once per content hash (dependenc
 installed from the lockfile, then bundled) in the node's cache, which every later task
 and job of the same project version reuses. ``prepare`` answers with what the
 composition is (size, rate, length: the server plans the other tasks from it, the props
-already checked against the composition's schema); ``render`` makes a video-only part of
-a frame range with the same encoder settings as every other part; ``audio`` makes the
-whole range's sound once; the assemble step is the one JSON documents use.
+already checked against the composition's schema); ``render`` makes a part of a frame
+range with the same encoder settings as every other part, carrying the range's sound
+from the same pass over its frames; the assemble step joins the parts' video by stream
+copy, as for JSON documents, and their sound sample for sample, encoded once.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from framefarm import errors, formats
 from framefarm.engines import Description, Settings, Source
 from framefarm.engines.remotion import RemotionEngine, local
-from framefarm.engines.remotion.engine import output_size
+from framefarm.engines.remotion.engine import (
+    SOUND_PART_SUFFIX,
+    join_sound,
+    output_size,
+    sound_part_command,
+)
+from framefarm.ffmpeg import runner
 from framefarm.protocol import ClaimedTask, TaskKind
 from framefarm.protocol import Description as Planned
 from framefarm.worker.progress import Progress
@@ -43,6 +51,19 @@ class CodeTasks:
         return Planned(id=found.id, width=found.width, height=found.height, fps=found.fps,
                        frames=found.frames)
 
+    def snapshot(self, task: ClaimedTask, project: Path, folder: Path,
+                 cancel: threading.Event) -> tuple[Path, str]:
+        """A snapshot task: its frame as PNG or JPEG, at the job's size."""
+        source = _source(task, project)
+        ext = task.options.get("snapshot_format", "png")
+        out = folder / ("frame.jpg" if ext == "jpeg" else "frame.png")
+        found = self.engine.describe(source, cancel=cancel)
+        chosen = local.settings_for(found, fmt="png", quality=None,
+                                    size=task.options.get("size"), scale=None, fps=None)
+        self.engine.snapshot(source, task.frames[0], out, chosen, cancel=cancel,
+                             description=found)
+        return out, ext
+
     def run(self, task: ClaimedTask, project: Path, folder: Path, cancel: threading.Event,
             progress: Progress) -> tuple[Path | None, str]:
         """A render or audio task: its output file and extension (None: a silent format)."""
@@ -50,24 +71,42 @@ class CodeTasks:
         found = _prepared(task, source) or self.engine.describe(source, cancel=cancel)
         settings = self._settings(task, found)
         spec = formats.get(settings.format)
+        if task.kind is not TaskKind.RENDER:
+            raise errors.RenderError(f"a code template has no {task.kind} task")
+        video = folder / f"video.{spec.part_suffix}"
+        sound = folder / "sound.wav" if spec.audio_suffix else None
         progress.watch()
         try:
-            if task.kind is TaskKind.RENDER:
-                out = folder / f"part.{spec.part_suffix}"
-                self.engine.render_range(source, task.frames, out, settings,
-                                         on_frames=progress.set_frames, on_frame=progress.offer,
-                                         cancel=cancel, description=found)
-                return out, spec.part_suffix
-            if task.kind is TaskKind.AUDIO:
-                if spec.audio_suffix is None:
-                    return None, ""
-                out = folder / f"audio.{spec.audio_suffix}"
-                self.engine.render_audio(source, out, settings, frames=task.frames,
-                                         cancel=cancel, description=found)
-                return out, spec.audio_suffix
+            self.engine.render_range(source, task.frames, video, settings,
+                                     on_frames=progress.set_frames, on_frame=progress.offer,
+                                     cancel=cancel, description=found, sound=sound)
         finally:
             progress.unwatch()
-        raise errors.RenderError(f"a code template has no {task.kind} task")
+        if sound is None:
+            return video, spec.part_suffix
+        suffix = self.part_suffix(spec)
+        out = folder / f"part.{suffix}"
+        runner.run(sound_part_command(video, sound, out), cancel=cancel)
+        return out, suffix
+
+    @staticmethod
+    def part_suffix(fmt: formats.OutputFormat) -> str:
+        """The suffix of a render task's part (one with sound beside its video)."""
+        return SOUND_PART_SUFFIX.get(fmt.name, fmt.part_suffix)
+
+    def join_sound(self, task: ClaimedTask, parts: Sequence[tuple[Path, int]], folder: Path
+                   ) -> Path | None:
+        """An assemble task's audio: the parts' own sound joined and encoded once (None
+        for a silent format)."""
+        fmt = formats.get(task.options.get("format", "mp4"))
+        if fmt.audio_suffix is None:
+            return None
+        if not task.fps:
+            raise errors.RenderError("the server sent no frame rate for this assemble task")
+        out = folder / f"audio.{fmt.audio_suffix}"
+        quality = task.options.get("quality") or local.DEFAULT_QUALITY
+        join_sound(parts, out, fmt=fmt.name, quality=quality, fps=task.fps, workdir=folder)
+        return out
 
     def _settings(self, task: ClaimedTask, found: Description) -> Settings:
         options = task.options

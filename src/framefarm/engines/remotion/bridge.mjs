@@ -220,7 +220,8 @@ const commands = {
     });
   },
 
-  // Frames [start, end) as PNG, sent in order on the channel; framefarm encodes them.
+  // Frames [start, end) as PNG or JPEG (imageFormat), sent in order on the channel;
+  // framefarm encodes them. With audioOutput, the range's sound as WAV too.
   async frames(request) {
     return withBrowser(request, async (renderer, browser) => {
       const composition = await select(renderer, request, browser);
@@ -230,27 +231,29 @@ const commands = {
       }
       const pending = new Map();
       let next = start;
+      let rendered;
       try {
-        await renderer.renderFrames({
+        rendered = await renderer.renderFrames({
           ...chromium(request),
           serveUrl: request.serveUrl,
           composition,
           inputProps: request.props ?? {},
           puppeteerInstance: browser,
           frameRange: [start, end - 1],
-          imageFormat: 'png',
+          imageFormat: request.imageFormat ?? 'png',
+          jpegQuality: request.imageFormat === 'jpeg' ? request.jpegQuality : undefined,
           outputDir: null,
           scale: request.scale ?? 1,
           concurrency: request.concurrency ?? 1,
-          muted: true,
+          muted: !request.audioOutput,
           onStart: () => {},
           onFrameUpdate: () => {},
           onFrameBuffer: (buffer, frame) => {
             pending.set(frame, buffer);
             while (pending.has(next)) {
-              const png = pending.get(next);
+              const image = pending.get(next);
               pending.delete(next);
-              send({type: 'frame', frame: next, size: png.length}, png);
+              send({type: 'frame', frame: next, size: image.length}, image);
               next += 1;
             }
           },
@@ -260,6 +263,25 @@ const commands = {
       }
       if (next !== end) {
         throw new StepError('render', `Remotion delivered frames ${start}-${next}, not ${start}-${end}`);
+      }
+      if (request.audioOutput) {
+        // The range's sound, mixed from the audio the pass over its frames collected
+        // (Remotion's own renderFrames -> stitchFramesToVideo pipeline): no second pass.
+        try {
+          await renderer.stitchFramesToVideo({
+            assetsInfo: rendered.assetsInfo,
+            fps: composition.fps,
+            width: composition.width,
+            height: composition.height,
+            codec: 'wav',
+            outputLocation: request.audioOutput,
+            enforceAudioTrack: true,
+            force: true,
+            logLevel: 'error',
+          });
+        } catch (error) {
+          throw pageError(error, 'audio');
+        }
       }
       return {frames: end - start, width: Math.round(composition.width * (request.scale ?? 1)),
         height: Math.round(composition.height * (request.scale ?? 1))};

@@ -1,20 +1,28 @@
 """The Remotion engine: the :class:`framefarm.engines.Engine` seam for Remotion projects.
 
 Remotion draws the frames (Chromium, the project's own @remotion/renderer, through
-``bridge.mjs``); framefarm encodes them. A range's frames come as PNG, in order, and go
+``bridge.mjs``); framefarm encodes them. A range's frames come as JPEG (PNG for the
+lossless presets: :func:`frame_image`), in order, and go
 to the same encoder command as a JSON document's frames (``compiler/encode.py``: the
 quality table, the colour conversion and tags, a keyframe first, the same parameters for
 every part), so parts of any split join by stream copy and the whole equals its parts
 frame for frame. The sound is Remotion's (16-bit WAV of the range), encoded once with the
-format's audio codec and bitrate to exactly the video's length.
+format's audio codec and bitrate to exactly the video's length. On the farm each chunk
+brings its range's sound from its own pass over the frames (``render_range(sound=...)``)
+and the assemble step joins them (:func:`join_sound`), so no node renders the
+composition a second time for its audio.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 import tempfile
 import threading
-from collections.abc import Mapping
+import wave
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +38,18 @@ from framefarm.engines import Description, FrameCallback, FramesCallback, Settin
 from framefarm.engines.remotion import errors as remotion_errors
 from framefarm.engines.remotion import process, project
 from framefarm.ffmpeg import runner
+
+# How Chromium hands each frame over, by quality preset. JPEG is what Remotion's own CLI
+# uses for video: Chromium encodes a 1080p frame as JPEG several times faster than as PNG
+# (a render on one core took 46 s instead of 80 s), and at these qualities the x264 or VP9
+# encode that follows is the larger loss. The lossless presets get lossless PNG frames.
+_JPEG_QUALITY = {"draft": 70, "low": 80, "medium": 85, "high": 92}
+
+
+def frame_image(quality: str) -> tuple[str, int | None]:
+    """The still format Remotion draws frames in for ``quality``, and its JPEG quality."""
+    found = _JPEG_QUALITY.get(quality)
+    return ("jpeg", found) if found is not None else ("png", None)
 
 
 class RemotionEngine:
@@ -88,11 +108,27 @@ class RemotionEngine:
                 "composition: name the composition to render (--composition ID); "
                 "`framefarm compositions PATH` lists them")
         ready = self.prepare(source.path, cancel=cancel)
+        # What a project version makes of these props is kept: its code runs with no
+        # network and nothing of the node's, so the same bundle and props describe the
+        # same composition, and a later job or task need not start Chromium to ask again.
+        props = json.dumps(dict(source.props), sort_keys=True, separators=(",", ":"))
+        key = hashlib.sha256(f"{ready.content_hash}\0{source.composition}\0{props}".encode())
+        kept = self.cache / "descriptions" / f"{key.hexdigest()}.json"
+        try:
+            return _description(json.loads(kept.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # not described yet (or a damaged file): ask the composition
         result = process.bridge(
             "describe", self._request(ready, composition=source.composition,
                                       props=dict(source.props)),
             cwd=ready.source, cancel=cancel, timeout=300)
-        return _description(result)
+        found = _description(result)  # checked before it is kept
+        with contextlib.suppress(OSError):  # a cache that cannot be written is no cache
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            part = kept.with_name(f".{kept.name}.{os.getpid()}.{threading.get_ident()}")
+            part.write_text(json.dumps(result), encoding="utf-8")
+            os.replace(part, kept)
+        return found
 
     def validate(self, source: Source, *, cancel: threading.Event | None = None
                  ) -> Description:
@@ -111,9 +147,12 @@ class RemotionEngine:
                      settings: Settings, *, on_frames: FramesCallback | None = None,
                      on_frame: FrameCallback | None = None,
                      cancel: threading.Event | None = None,
-                     description: Description | None = None) -> None:
+                     description: Description | None = None, sound: Path | None = None
+                     ) -> None:
         """Frames [a, b) of the composition, video only, encoded by framefarm to
-        ``output`` (``settings.format``'s part: mp4 or webm, a keyframe first)."""
+        ``output`` (``settings.format``'s part: mp4 or webm, a keyframe first). With
+        ``sound``, the range's audio is written there too (16-bit WAV, exactly the range's
+        length), mixed from what the same pass over the frames collected."""
         start, end = frames
         output = Path(output).absolute()
         desc = description or self.describe(source, cancel=cancel)
@@ -126,11 +165,14 @@ class RemotionEngine:
                           quality=settings.quality, frames=end - start, output=output,
                           threads=settings.threads)
         done = 0
+        image, jpeg_quality = frame_image(settings.quality)
+        if sound is not None:
+            sound = Path(sound).absolute()  # Node.js writes from the project's folder
 
         with runner.Process(cmd, cancel=cancel, timeout=settings.timeout) as proc:
-            def take(n: int, png: bytes) -> None:
+            def take(n: int, still: bytes) -> None:
                 nonlocal done
-                bgr = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+                bgr = cv2.imdecode(np.frombuffer(still, np.uint8), cv2.IMREAD_COLOR)
                 if bgr is None or bgr.shape[:2] != (height, width):
                     got = "undecodable" if bgr is None else f"{bgr.shape[1]}x{bgr.shape[0]}"
                     raise remotion_errors.BridgeError(
@@ -152,6 +194,8 @@ class RemotionEngine:
                     "frames", self._request(ready, composition=source.composition,
                                             props=dict(source.props), frames=[start, end],
                                             scale=settings.scale,
+                                            imageFormat=image, jpegQuality=jpeg_quality,
+                                            audioOutput=str(sound) if sound else None,
                                             concurrency=settings.threads or _cores()),
                     cwd=ready.source, on_frame=take, cancel=cancel, timeout=settings.timeout)
             except BaseException:
@@ -186,14 +230,15 @@ class RemotionEngine:
                        cancel=cancel, timeout=settings.timeout)
 
     def snapshot(self, source: Source, frame: int, output: Path, settings: Settings, *,
-                 cancel: threading.Event | None = None) -> None:
+                 cancel: threading.Event | None = None,
+                 description: Description | None = None) -> None:
         """Frame ``frame`` as PNG (or JPEG, by ``output``'s suffix), nothing before it drawn."""
         output = Path(output).absolute()  # Node.js writes from the project's folder
         suffix = output.suffix.lower().lstrip(".")
         still = "jpeg" if suffix == "jpg" else suffix
         if still not in formats.STILL_MEDIA_TYPES:
             raise errors.DocumentError(f"{output.name}: a snapshot is written as .png or .jpg")
-        desc = self.describe(source, cancel=cancel)
+        desc = description or self.describe(source, cancel=cancel)
         if not 0 <= frame < desc.frames:
             raise errors.FrameSelectionError("frame", str(frame), f"frame {frame} is not in "
                                              "the video", f"the composition has frames "
@@ -275,6 +320,50 @@ def audio_command(wav: Path, output: Path, *, fmt: str, quality: str,
             "-b:a", f"{encode.QUALITY[quality].audio_kbps}k", "-ar", str(RATE),
             "-f", spec.container, "-y", str(output))
     return FfmpegCommand(args, description="encode the composition's audio")
+
+
+# On the farm a code template's part carries its range's sound: the video stream as
+# encoded, with 16-bit PCM beside it, in the container of the part's family that holds
+# PCM (MP4's parts are not allowed PCM, QuickTime's are; WebM's are Matroska's).
+SOUND_PART_SUFFIX = {"mp4": "mov", "webm": "mkv"}
+
+
+def sound_part_command(video: Path, wav: Path, output: Path) -> FfmpegCommand:
+    """A part (``video``) and its range's sound (``wav``) in one file, by stream copy."""
+    muxer = "mov" if output.suffix == ".mov" else "matroska"
+    args = (*COMMON, "-i", str(video), "-i", str(wav), "-map", "0:v:0", "-map", "1:a:0",
+            "-c:v", "copy", "-c:a", "pcm_s16le", "-f", muxer, "-y", str(output))
+    return FfmpegCommand(args, description="add the range's sound to its part")
+
+
+def join_sound(parts: Sequence[tuple[Path, int]], output: Path, *, fmt: str, quality: str,
+               fps: int, workdir: Path, cancel: threading.Event | None = None) -> None:
+    """The sound of parts made with their range's sound (in order, with their frame
+    counts), joined sample for sample and encoded once, exactly as long as their frames."""
+    wav = workdir / "joined-sound.wav"
+    pcm = workdir / "part-sound.pcm"
+    start = 0
+    with wave.open(str(wav), "wb") as joined:
+        joined.setnchannels(2)
+        joined.setsampwidth(2)
+        joined.setframerate(RATE)
+        for part, frames in parts:
+            # Each part's samples end where its last frame does, so rounding never drifts.
+            samples = round((start + frames) * RATE / fps) - round(start * RATE / fps)
+            start += frames
+            graph = (f"aresample={RATE},aformat=sample_fmts=s16:channel_layouts=stereo,"
+                     f"apad=whole_len={samples},atrim=end_sample={samples}")
+            runner.run(FfmpegCommand((*COMMON, "-i", str(part), "-map", "0:a:0", "-af", graph,
+                                      "-c:a", "pcm_s16le", "-f", "s16le", "-y", str(pcm)),
+                                     description=f"take the sound of {part.name}"),
+                       cancel=cancel)
+            with pcm.open("rb") as stream:
+                while block := stream.read(1 << 20):
+                    joined.writeframesraw(block)
+    pcm.unlink(missing_ok=True)
+    runner.run(audio_command(wav, output, fmt=fmt, quality=quality, seconds=start / fps),
+               cancel=cancel)
+    wav.unlink(missing_ok=True)
 
 
 def shape_problems(props: Mapping[str, Any], defaults: Mapping[str, Any],

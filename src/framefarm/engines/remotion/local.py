@@ -56,6 +56,9 @@ class _Tracker:
                                        done / elapsed if elapsed > 0 else 0.0))
 
 
+DEFAULT_QUALITY = "high"  # as a JSON document's default
+
+
 def settings_for(description: Description, *, fmt: str, quality: str | None, size: str | None,
               scale: float | None, fps: int | None) -> Settings:
     if fps is not None and fps != description.fps:
@@ -72,7 +75,7 @@ def settings_for(description: Description, *, fmt: str, quality: str | None, siz
                 f"{description.height}, which {size} would make "
                 f"{description.width * scale:g}x{description.height * scale:g}; choose a size "
                 "that gives whole, even sides") from None
-    return Settings(quality=quality or "high", format=fmt, scale=scale)
+    return Settings(quality=quality or DEFAULT_QUALITY, format=fmt, scale=scale)
 
 
 def _range(frames: tuple[int, int] | None, total: int) -> tuple[int, int]:

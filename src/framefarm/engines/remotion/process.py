@@ -254,7 +254,7 @@ def bridge(
     return result
 
 
-_WRITTEN = ("output", "outDir")  # request fields naming what a command writes
+_WRITTEN = ("output", "outDir", "audioOutput")  # request fields naming what a command writes
 
 
 @contextlib.contextmanager
