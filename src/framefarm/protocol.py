@@ -128,6 +128,8 @@ class ClaimedTask(Response):
     engine: str = Field("framefarm", description="what renders it: framefarm (a JSON "
                         "document) or remotion (a code template)")
     fps: int | None = Field(None, description="the job's frame rate, once known")
+    owner: str | None = Field(None, description="the tenant whose job it is: a node runs "
+                              "each tenant's code templates as a sandbox user of its own")
 
     @field_serializer("lease_expires_at")
     def _iso(self, value: dt.datetime) -> str:

@@ -51,9 +51,9 @@ def _sandbox_where_it_is_tested(request: pytest.FixtureRequest,
     the sandbox's suite and the farm's nodes run them in the sandbox (the default)."""
     module = request.module.__name__.rsplit(".", 1)[-1]
     monkeypatch.setenv("FRAMEFARM_SANDBOX", "auto" if module in SANDBOXED else "off")
-    sandbox.policy.cache_clear()
+    sandbox.base_policy.cache_clear()
     yield
-    sandbox.policy.cache_clear()
+    sandbox.base_policy.cache_clear()
 
 
 @pytest.fixture(scope="session")

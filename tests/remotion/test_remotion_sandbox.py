@@ -19,7 +19,7 @@ import pytest
 
 from framefarm import errors
 from framefarm.engines.remotion import errors as remotion_errors
-from framefarm.engines.remotion import process, sandbox
+from framefarm.engines.remotion import process, project, sandbox
 from support.api import wait_job
 from support.remotion import EXAMPLE, code_tenant, render_body, upload_example
 
@@ -85,6 +85,34 @@ def test_it_runs_as_the_unprivileged_user_without_the_nodes_secrets(
     assert said[0] == f"{rules.uid} {rules.gid} []"
     assert said[1] == "False"  # nothing of the node's environment
     assert probe.returncode != 0 and "Permission denied" in probe.stderr
+
+
+def test_each_tenant_runs_as_a_user_of_its_own_that_cannot_read_the_others(
+        rules: sandbox.Policy, remotion_cache: Path, tmp_path: Path) -> None:
+    first, second = (project.owner_number(remotion_cache, f"ten_{name}_{tmp_path.name}")
+                     for name in ("a", "b"))
+    assert first != second
+    assert project.owner_number(remotion_cache, f"ten_a_{tmp_path.name}") == first
+    with sandbox.owned_by(first):
+        owner = sandbox.policy()
+        ready = project.prepare(EXAMPLE, remotion_cache)
+    assert owner.uid not in (None, rules.uid) and owner.owned
+    root = ready.source / "src" / "Root.tsx"
+    for path in (ready.source, root, ready.bundle / "index.html"):
+        found = path.stat()
+        assert (found.st_uid, found.st_gid) == (os.getuid(), owner.gid), path
+        assert not found.st_mode & 0o007, f"{path} is readable by others"
+    read = f"print(open({str(root)!r}).read()[:20])"
+    with sandbox.owned_by(first):  # its own project: readable
+        mine = run(sandbox.policy(), read, tmp_path, network=False)
+    assert mine.returncode == 0 and mine.stdout.strip(), mine.stderr
+    with sandbox.owned_by(second):  # another tenant's: not
+        theirs = run(sandbox.policy(), read, tmp_path, network=False)
+    assert theirs.returncode != 0 and "Permission denied" in theirs.stderr, theirs
+    # The same files prepared for the other tenant are a build of its own.
+    with sandbox.owned_by(second):
+        other = project.prepare(EXAMPLE, remotion_cache)
+    assert other.source != ready.source and other.source.stat().st_gid != owner.gid
 
 
 def test_drawing_has_its_own_loopback_and_no_other_network(
@@ -174,13 +202,13 @@ def test_templates_that_reach_out_or_loop_fail_and_the_node_keeps_working(
 
 
 def test_the_policy_is_off_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    sandbox.policy.cache_clear()
+    sandbox.base_policy.cache_clear()
     try:
         monkeypatch.setenv("FRAMEFARM_SANDBOX", "off")
         assert not sandbox.policy().confined
-        sandbox.policy.cache_clear()
+        sandbox.base_policy.cache_clear()
         monkeypatch.setenv("FRAMEFARM_SANDBOX", "sometimes")
         with pytest.raises(remotion_errors.ToolMissing, match="auto, on or off"):
             sandbox.policy()
     finally:
-        sandbox.policy.cache_clear()
+        sandbox.base_policy.cache_clear()

@@ -341,7 +341,7 @@ def _claimed(ctx: Context, task: Task, job: Job) -> protocol.ClaimedTask:
         frames=(task.frame_start, task.frame_end), lease_token=task.lease_token,
         lease_expires_at=task.lease_expires_at, document=job.document, options=job.options,
         assets=job.assets, limits=job.limits, frames_total=job.frames_total,
-        engine=job.engine, fps=job.fps,
+        engine=job.engine, fps=job.fps, owner=job.tenant_id,
         # Presigned URLs when storage has them: the node fetches inputs straight from it.
         asset_urls={sha: ctx.storage.presigned_get(blob_key(sha), URL_SECONDS)
                     for sha in set(job.assets.values())})

@@ -439,12 +439,7 @@ class Agent:
             return (*self._execute_document(task, folder, cancel, progress), None)
         if task.engine not in self.engines:
             raise errors.RenderError(f"this node does not run {task.engine} tasks")
-        project = self._inputs(task, folder)
-        if task.kind is TaskKind.PREPARE:
-            return None, "", self.code.prepare(task, project, cancel)
-        if task.kind is TaskKind.SNAPSHOT:
-            return (*self.code.snapshot(task, project, folder, cancel), None)
-        return (*self.code.run(task, project, folder, cancel, progress), None)
+        return self.code.execute(task, self._inputs(task, folder), folder, cancel, progress)
 
     def _execute_document(self, task: ClaimedTask, folder: Path, cancel: threading.Event,
                           progress: Progress) -> tuple[Path | None, str]:

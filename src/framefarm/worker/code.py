@@ -19,7 +19,8 @@ from pathlib import Path
 
 from framefarm import errors, formats
 from framefarm.engines import Description, Settings, Source
-from framefarm.engines.remotion import RemotionEngine, local
+from framefarm.engines.remotion import RemotionEngine, local, sandbox
+from framefarm.engines.remotion import project as remotion_project
 from framefarm.engines.remotion.engine import (
     SOUND_PART_SUFFIX,
     join_sound,
@@ -41,6 +42,20 @@ class CodeTasks:
 
     def available(self) -> bool:
         return not self.engine.available()
+
+    def execute(self, task: ClaimedTask, project: Path, folder: Path,
+                cancel: threading.Event, progress: Progress
+                ) -> tuple[Path | None, str, Planned | None]:
+        """Run a task of a code template (``project``: its files) as its tenant's own
+        sandbox user: its output file and extension, and a prepare task's description."""
+        owner = (remotion_project.owner_number(self.engine.cache, task.owner)
+                 if task.owner else None)
+        with sandbox.owned_by(owner):
+            if task.kind is TaskKind.PREPARE:
+                return None, "", self.prepare(task, project, cancel)
+            if task.kind is TaskKind.SNAPSHOT:
+                return (*self.snapshot(task, project, folder, cancel), None)
+            return (*self.run(task, project, folder, cancel, progress), None)
 
     def prepare(self, task: ClaimedTask, project: Path,
                 cancel: threading.Event) -> Planned:

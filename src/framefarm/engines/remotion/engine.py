@@ -124,7 +124,7 @@ class RemotionEngine:
             cwd=ready.source, cancel=cancel, timeout=300)
         found = _description(result)  # checked before it is kept
         with contextlib.suppress(OSError):  # a cache that cannot be written is no cache
-            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the node's alone
             part = kept.with_name(f".{kept.name}.{os.getpid()}.{threading.get_ident()}")
             part.write_text(json.dumps(result), encoding="utf-8")
             os.replace(part, kept)

@@ -187,7 +187,7 @@ def npm_ci(folder: Path, *, timeout: float | None = None,
             reader.join(timeout=5)
         finally:
             watch.close()
-            rules.take_back(folder)
+            rules.take_back(folder, shared=True)  # the lockfile's packages, for any owner
     watch.raise_if_stopped("npm ci")
     if code != 0:
         message = npm_message(list(said)) or f"npm exited with code {code}"

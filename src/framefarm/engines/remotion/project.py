@@ -187,25 +187,48 @@ def install(project: Path, cache: Path, *, timeout: float | None = None,
         return target / "node_modules", time.monotonic() - began
 
 
+def owner_number(cache: Path | str, owner: str) -> int:
+    """This machine's number for ``owner`` (a tenant), the same for every node sharing the
+    cache: what its sandbox user is made of (:func:`sandbox.owned_by`). Kept in the
+    cache, readable by the node alone."""
+    cache = Path(cache)
+    registry = cache / "owners.json"
+    with _locked(cache / "owners.lock"):
+        known: dict[str, int] = {}
+        if registry.exists():  # a damaged registry is an error, never renumbered owners
+            known = json.loads(registry.read_text(encoding="utf-8"))
+        if owner not in known:
+            known[owner] = max(known.values(), default=0) + 1
+            part = registry.with_name(f".{registry.name}.part")
+            part.write_text(json.dumps(known), encoding="utf-8")
+            os.chmod(part, 0o600)
+            os.replace(part, registry)
+        return int(known[owner])
+
+
 def prepare(project: Path | str, cache: Path | str | None = None, *,
             timeout: float | None = None, cancel: threading.Event | None = None) -> Prepared:
-    """Install (once per lockfile) and bundle (once per content hash) ``project``."""
+    """Install (once per lockfile) and bundle (once per content hash, and per owner
+    inside :func:`sandbox.owned_by`) ``project``."""
     project = Path(project).resolve()
     check(project)
     cache = (Path(cache) if cache is not None else default_cache()).resolve()
     cache.mkdir(parents=True, exist_ok=True)
-    sandbox.policy().check_reachable(cache)
+    rules = sandbox.policy()
+    rules.check_reachable(cache)
     names = files(project)
     key = _digest(project, names)
     entry = entry_point(project).relative_to(project)
-    build = cache / "builds" / key
+    # An owner's build is its own (readable by its group alone), even of the same files.
+    folder = hashlib.sha256(f"{rules.uid}:{key}".encode()).hexdigest() if rules.owned else key
+    build = cache / "builds" / folder
     timings = {"install": 0.0, "bundle": 0.0}
-    with _locked(cache / "builds" / f"{key}.lock"):
+    with _locked(cache / "builds" / f"{folder}.lock"):
         if (build / "bundle" / "index.html").is_file():
             return Prepared(project, key, build / "source", build / "bundle", entry, timings)
         modules, timings["install"] = install(project, cache, timeout=timeout, cancel=cancel)
         began = time.monotonic()
-        work = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=cache / "builds"))
+        work = Path(tempfile.mkdtemp(prefix=f".{folder[:12]}-", dir=cache / "builds"))
         try:
             source = work / "source"
             for name in names:
@@ -217,13 +240,13 @@ def prepare(project: Path | str, cache: Path | str | None = None, *,
             # records in it is the final one: the work folder is renamed before bundling.
             os.replace(work, build)
             work = build
-            sandbox.policy().take_back(build)  # the node's, readable by the sandbox
+            rules.take_back(build)  # the node's, readable by the sandbox (the owner's)
             process.bridge("bundle", {"projectDir": str(final_source),
                                       "entryPoint": str(final_source / entry),
                                       "outDir": str(build / "bundle.part")},
                            cwd=final_source, timeout=timeout, cancel=cancel)
             os.replace(build / "bundle.part", build / "bundle")
-            sandbox.policy().take_back(build)
+            rules.take_back(build)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise

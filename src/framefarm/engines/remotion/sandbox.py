@@ -2,10 +2,12 @@
 Chromium it starts (``bridge.mjs``). A Remotion project is code from a tenant; on a node
 it runs
 
-- as an unprivileged user (``FRAMEFARM_SANDBOX_USER``, default ``nobody``), with no
-  supplementary groups and no way to gain privileges (``setpriv --no-new-privs``): it
-  cannot read the node's secret, its work folder or other jobs' task folders (all owned
-  by the node's user, mode 0700), and it can write only where it is handed a folder;
+- as an unprivileged user (``FRAMEFARM_SANDBOX_USER``, default ``nobody``; on the farm a
+  user of each tenant's own, :func:`owned_by`), with no supplementary groups and no way
+  to gain privileges (``setpriv --no-new-privs``): it cannot read the node's secret, its
+  work folder or other jobs' task folders (all owned by the node's user, mode 0700), nor
+  another tenant's prepared projects (readable by their owner's group only), and it can
+  write only where it is handed a folder;
 - with a scrubbed environment: ``PATH``, the locale, and its own ``HOME`` and ``TMPDIR``
   (nothing of the node's settings, tokens or cloud credentials);
 - in a network namespace of its own with only a loopback interface (``unshare --net``)
@@ -24,12 +26,14 @@ code templates without it), or ``off`` (a developer's machine running their own 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import os
 import pwd
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from framefarm.engines.remotion import errors as remotion_errors
@@ -46,6 +50,7 @@ class Policy:
     uid: int | None = None
     gid: int | None = None
     memory_bytes: int | None = None
+    owned: bool = False  # one owner's user: what it prepares is its group's alone
 
     @property
     def confined(self) -> bool:
@@ -88,27 +93,35 @@ class Policy:
         if self.confined:
             _chown_tree(path, self.uid, self.gid)
 
-    def take_back(self, path: Path) -> None:
-        """Make ``path`` the node's again, readable and not writable by anyone else: what
-        the sandbox made there (a prepared project later jobs reuse) cannot be changed by
-        them, and every sandbox can still read it."""
-        if self.confined:
-            _chown_tree(path, os.getuid(), os.getgid(), readable=True)
-        else:  # readable all the same: a confined node may share this cache later
-            _chown_tree(path, None, None, readable=True)
+    def take_back(self, path: Path, *, shared: bool = False) -> None:
+        """Make ``path`` the node's again, not writable by anyone else: what the sandbox
+        made there (a prepared project later jobs reuse) cannot be changed by them. It
+        stays readable by the owner's group alone when the policy is an owner's (unless
+        ``shared``: installed dependencies, the lockfile's public packages), else by
+        every sandbox."""
+        if not self.confined:  # readable all the same: a confined node may share it later
+            _chown_tree(path, None, None, readable="all")
+        elif self.owned and not shared:
+            _chown_tree(path, os.getuid(), self.gid, readable="group")
+        else:
+            _chown_tree(path, os.getuid(), os.getgid(), readable="all")
 
 
 def _chown_tree(path: Path, uid: int | None, gid: int | None, *,
-                readable: bool = False) -> None:
+                readable: str | None = None) -> None:
     """Give ``path`` and everything in it to uid:gid (None: keep the owner); with
-    ``readable``, readable and enterable by anyone, writable by the owner alone."""
+    ``readable`` "all", readable and enterable by anyone, "group" by the group alone;
+    writable by the owner alone either way."""
+    grant, keep = {"all": (0o755, 0o7755), "group": (0o750, 0o7750)}.get(readable or "",
+                                                                       (0, 0o7777))
 
     def own(target: str, folder: bool) -> None:
         if uid is not None and gid is not None:
             os.chown(target, uid, gid, follow_symlinks=False)
         if readable and not os.path.islink(target):
             mode = os.stat(target).st_mode & 0o7777
-            os.chmod(target, (mode | (0o755 if folder else 0o444)) & ~0o022)
+            # Files get the read bits only (an executable keeps its execute bits).
+            os.chmod(target, (mode | (grant if folder else grant & 0o444)) & keep)
 
     own(str(path), path.is_dir())
     for root, dirs, files in os.walk(path):
@@ -118,8 +131,34 @@ def _chown_tree(path: Path, uid: int | None, gid: int | None, *,
             own(os.path.join(root, name), False)
 
 
-@functools.cache
+_OWNER: contextvars.ContextVar[int | None] = contextvars.ContextVar("owner", default=None)
+
+
+@contextlib.contextmanager
+def owned_by(number: int | None) -> Iterator[None]:
+    """Within it, :func:`policy` runs programs as owner ``number``'s user (uid and gid
+    ``FRAMEFARM_SANDBOX_UID_BASE`` + number, default 1,500,000,000 + number: ids no
+    account of the machine has), so one tenant's code cannot read what was prepared for
+    another. ``number``: a tenant's own on this machine (``project.owner_number``)."""
+    token = _OWNER.set(number)
+    try:
+        yield
+    finally:
+        _OWNER.reset(token)
+
+
 def policy() -> Policy:
+    """The node's sandbox: its base (:func:`base_policy`), as the current owner's user
+    inside :func:`owned_by`."""
+    base, number = base_policy(), _OWNER.get()
+    if number is None or not base.confined:
+        return base
+    uid = int(os.environ.get("FRAMEFARM_SANDBOX_UID_BASE", "1500000000")) + number
+    return dataclasses.replace(base, uid=uid, gid=uid, owned=True)
+
+
+@functools.cache
+def base_policy() -> Policy:
     """The node's sandbox, from ``FRAMEFARM_SANDBOX*`` (read once)."""
     mode = os.environ.get("FRAMEFARM_SANDBOX", "auto").lower()
     if mode not in ("auto", "on", "off"):
