@@ -5,8 +5,9 @@ pinned to one core each (`framefarm worker --cpus`), in one run, interleaved.
     python bench/remotion_farm.py                 # 30 s, 3 rounds
     python bench/remotion_farm.py --seconds 10 --repeat 1   # a quick look
 
-Printed: the median wall seconds of each, the farm's speed-up over Remotion's CLI, the
-cost of preparing a project (npm ci + bundle) the first time and when cached, and the
+Printed: the median wall seconds of each, the farm's speed-up over Remotion's CLI (both
+rendering a prepared project: the farm's is made by a snapshot first), the cost of
+preparing a project (npm ci + bundle) the first time and when cached, and the
 peak memory of each node (its process and every process under it: Node.js, Chromium,
 FFmpeg), sampled during the farm's renders. Remotion's CLI gets the same encoder settings
 as framefarm's quality "high" (x264 medium, crf 20) and the system's Chromium.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -54,15 +56,28 @@ def stretched(seconds: int) -> Path:
     return folder
 
 
-def remotion_cli(ready: project.Prepared, out: Path) -> float:
-    """Remotion's own `remotion render`, on CPU 0, one browser tab: wall seconds."""
+def remotion_cli(ready: project.Prepared, out: Path) -> tuple[float, float]:
+    """Remotion's own `remotion render`, on CPU 0, one browser tab: wall seconds, and the
+    CPU seconds of it and every process it waited for (Node.js, Chromium, FFmpeg)."""
     cli = ready.source / "node_modules" / ".bin" / "remotion"
     argv = ["taskset", "-c", "0", str(cli), "render", str(ready.entry), "Card", str(out),
             f"--browser-executable={process.chromium_binary()}", "--concurrency=1",
             "--scale=1.5", "--crf=20", "--x264-preset=medium", "--log=error"]
+    before = _children_cpu()
     started = time.perf_counter()
     subprocess.run(argv, cwd=ready.source, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _children_cpu() - before
+
+
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def farm_cpu(base: str, key: str) -> float:
+    """The node CPU seconds the tenant's jobs have used (the nodes measure each task)."""
+    report = httpx.get(f"{base}/v1/usage", headers=_auth(key)).json()
+    return sum(sum(day["cpu_seconds"].values()) for day in report["days"])
 
 
 def project_zip(folder: Path) -> bytes:
@@ -153,6 +168,8 @@ def main() -> int:
         os.environ.update(env)  # the pinned nodes are started with this environment
         cli_times: list[float] = []
         farm_times: list[float] = []
+        cli_cpu: list[float] = []
+        farm_cpus: list[float] = []
         peaks: dict[str, int] = {}
         with serving(0, env=env, pinned=2) as (base, key):
             with httpx.Client(base_url=base, headers=_auth(key), timeout=120) as client:
@@ -162,12 +179,25 @@ def main() -> int:
                 project_id = client.post("/v1/projects", json={"name": "card"}).json()["id"]
                 client.post(f"/v1/projects/{project_id}/archive", files={
                     "archive": ("card.zip", project_zip(folder))}).raise_for_status()
+                # The CLI renders a prepared project; so do the nodes: a snapshot makes the
+                # tenant's own build (bundled for its sandbox user) before the rounds.
+                began = time.perf_counter()
+                client.post("/v1/snapshots", json={
+                    "project_id": project_id, "frame": 0, "wait": 300,
+                    "document": {"engine": "remotion", "composition": "Card", "props": {}},
+                }).raise_for_status()
+                print(f"the farm's own preparation (a snapshot): "
+                      f"{time.perf_counter() - began:.1f} s")
             for round_ in range(args.repeat):
                 out = OUT / f"remotion-cli-{args.seconds}s.mp4"
-                cli_times.append(remotion_cli(ready, out))
+                wall, cpu = remotion_cli(ready, out)
+                cli_times.append(wall)
+                cli_cpu.append(cpu)
+                before = farm_cpu(base, key)
                 farm_times.append(farm_render(base, key, project_id, peaks, args.timeline))
-                print(f"round {round_ + 1}: remotion CLI {cli_times[-1]:.1f} s, farm "
-                      f"{farm_times[-1]:.1f} s")
+                farm_cpus.append(farm_cpu(base, key) - before)
+                print(f"round {round_ + 1}: remotion CLI {wall:.1f} s ({cpu:.1f} CPU s), "
+                      f"farm {farm_times[-1]:.1f} s ({farm_cpus[-1]:.1f} CPU s of nodes)")
         cli, farm = statistics.median(cli_times), statistics.median(farm_times)
         frames = args.seconds * FPS
         print()
@@ -176,6 +206,9 @@ def main() -> int:
         print(f"  {'Remotion CLI, 1 core':32} {cli:8.1f} s  {frames / cli:6.1f} fps")
         print(f"  {'framefarm, 2 nodes x 1 core':32} {farm:8.1f} s  {frames / farm:6.1f} fps")
         print(f"  speed-up {cli / farm:.2f}x (target 1.8x)")
+        print(f"  CPU seconds: Remotion CLI {statistics.median(cli_cpu):.1f}, the farm's "
+              f"nodes {statistics.median(farm_cpus):.1f} (a busy machine stretches wall "
+              "time, less so CPU time)")
         for name, peak in sorted(peaks.items()):
             print(f"  peak memory of {name}: {peak / 1024**2:.0f} MiB")
     finally:

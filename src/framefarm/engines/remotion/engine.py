@@ -39,17 +39,17 @@ from framefarm.engines.remotion import errors as remotion_errors
 from framefarm.engines.remotion import process, project
 from framefarm.ffmpeg import runner
 
-# How Chromium hands each frame over, by quality preset. JPEG is what Remotion's own CLI
-# uses for video: Chromium encodes a 1080p frame as JPEG several times faster than as PNG
-# (a render on one core took 46 s instead of 80 s), and at these qualities the x264 or VP9
-# encode that follows is the larger loss. The lossless presets get lossless PNG frames.
-_JPEG_QUALITY = {"draft": 70, "low": 80, "medium": 85, "high": 92}
+# How Chromium hands each frame over. JPEG at quality 80 is what Remotion's own CLI uses
+# for video: Chromium encodes a 1080p frame as JPEG several times faster than as PNG (a
+# render on one core took 46 s instead of 80 s), and at these presets the x264 or VP9
+# encode that follows is the larger loss. ``max`` and ``lossless`` get lossless PNG.
+_PNG_PRESETS = ("max", "lossless")
+JPEG_QUALITY = 80
 
 
 def frame_image(quality: str) -> tuple[str, int | None]:
     """The still format Remotion draws frames in for ``quality``, and its JPEG quality."""
-    found = _JPEG_QUALITY.get(quality)
-    return ("jpeg", found) if found is not None else ("png", None)
+    return ("png", None) if quality in _PNG_PRESETS else ("jpeg", JPEG_QUALITY)
 
 
 class RemotionEngine:
