@@ -133,7 +133,7 @@ def claimed(kind: str = "render", task_id: str = "task-1", **extra: Any) -> dict
             "lease_token": "lease-abcdef12", "document": {"scenes": []},
             "lease_expires_at": dt.datetime(2030, 1, 1, tzinfo=dt.UTC).isoformat(),
             "options": {}, "assets": {}, "frames_total": 10, "asset_urls": {},
-            "engine": "framefarm", "fps": 30, **extra}
+            "engine": "framefarm", "fps": 30, "owner": "ten-1", **extra}
 
 
 def task(kind: str = "render", **extra: Any) -> Task:
