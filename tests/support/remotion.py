@@ -8,9 +8,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from framefarm.engines.remotion import project
 from support.api import bearer
 from support.farm import Farm
+from support.media import decode_audio
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "remotion-card"
 PROPS = {"title": "Made by two nodes", "items": [{"label": "Nodes", "value": 2}]}
@@ -63,3 +66,17 @@ def render_body(project_id: str, **props: Any) -> dict[str, Any]:
     return {"project_id": project_id, "options": OPTIONS,
             "document": {"engine": "remotion", "composition": "Card",
                          "props": {**PROPS, **props}}}
+
+
+def assert_sound_throughout(path: Path, frames: int, fps: int = 30) -> np.ndarray:
+    """The video's sound is 48 kHz, as long as its frames (AAC priming aside), and the
+    example's music plays in every frame's window but the first and last: no silent gap
+    at a seam. Returns the samples (channels, samples)."""
+    pcm, rate = decode_audio(path)
+    assert rate == 48000
+    assert abs(pcm.shape[1] / rate - frames / fps) < 0.03
+    window = rate // fps
+    usable = pcm[0, : (pcm.shape[1] // window) * window].reshape(-1, window)
+    rms = np.sqrt((usable ** 2).mean(axis=1))
+    assert (rms[1:-1] > 0.01).all(), rms
+    return pcm
