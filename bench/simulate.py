@@ -13,6 +13,12 @@ stream copy whose cost grows with the video's length, on one node.
 What limits the speed-up, from the model: the number of chunks (never more than the
 video's length / min_chunk_seconds), the serial assemble and audio tasks, and the per-task
 start-up and upload, which grow with the number of chunks.
+
+``--audio-first`` models a lever the farm does not have yet: the audio task claimed
+first, on a node of its own (one chunk fewer is planned once there are more than four
+nodes), so the mix runs beside the chunks instead of after one of them. Run it with a
+smaller ``--startup`` and ``--assemble-per-minute`` to see what prefetched inputs and
+parts joined as they arrive would buy.
 """
 
 from __future__ import annotations
@@ -25,14 +31,15 @@ from framefarm import chunks
 
 def simulate(*, frames: int, fps: int, nodes: int, fps_per_node: float, startup: float,
              upload_per_chunk: float, audio: float, assemble: float,
-             min_chunk_seconds: float) -> float:
-    plan = chunks.plan(frames, fps, nodes=nodes, min_chunk_seconds=min_chunk_seconds)
+             min_chunk_seconds: float, audio_first: bool = False) -> float:
+    planned = nodes - 1 if audio_first and nodes > 4 else nodes
+    plan = chunks.plan(frames, fps, nodes=planned, min_chunk_seconds=min_chunk_seconds)
     work = [startup + (end - start) / fps_per_node + upload_per_chunk for start, end in plan]
-    work.append(startup + audio)
+    work.insert(0 if audio_first else len(work), startup + audio)
     free = [0.0] * nodes  # when each node is next free
     heapq.heapify(free)
     finished = 0.0
-    for cost in work:  # in claim order: chunks by index, then the audio
+    for cost in work:  # in claim order: chunks by index, the audio last (or first)
         start = heapq.heappop(free)
         heapq.heappush(free, start + cost)
         finished = max(finished, start + cost)
@@ -54,6 +61,8 @@ def main() -> int:
                         help="assemble seconds per minute of video (stream copy)")
     parser.add_argument("--min-chunk-seconds", type=float, default=2.0)
     parser.add_argument("--nodes", default="1,2,4,16,64")
+    parser.add_argument("--audio-first", action="store_true",
+                        help="model the audio task claimed first on a node of its own")
     args = parser.parse_args()
     frames = round(args.seconds * args.fps)
     assemble = args.assemble_per_minute * args.seconds / 60
@@ -66,9 +75,11 @@ def main() -> int:
         wall = simulate(frames=frames, fps=args.fps, nodes=n, fps_per_node=args.fps_per_node,
                         startup=args.startup, upload_per_chunk=args.upload_per_chunk,
                         audio=args.audio, assemble=assemble,
-                        min_chunk_seconds=args.min_chunk_seconds)
+                        min_chunk_seconds=args.min_chunk_seconds,
+                        audio_first=args.audio_first)
         base = base or wall * counts[0]  # the first count's wall, per node
-        count = len(chunks.plan(frames, args.fps, nodes=n,
+        planned = n - 1 if args.audio_first and n > 4 else n
+        count = len(chunks.plan(frames, args.fps, nodes=planned,
                                 min_chunk_seconds=args.min_chunk_seconds))
         speedup = base / wall
         print(f"{n:>6} {count:>7} {wall:>8.1f} {speedup:>8.2f}x {speedup / n:>10.0%}")
