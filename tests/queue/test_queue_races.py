@@ -146,6 +146,10 @@ def _statement(prefix: str) -> Callable[[str], bool]:
     return lambda sql: " ".join(sql.split()).startswith(prefix)
 
 
+# After this statement a completion on PostgreSQL holds its task and its job's lock.
+_COMPLETED = _statement("SELECT framefarm_complete")
+
+
 def _select_tasks_where(fragment: str) -> Callable[[str], bool]:
     """A SELECT of task rows whose WHERE clause holds ``fragment``."""
     def matches(sql: str) -> bool:
@@ -167,8 +171,8 @@ def test_last_two_completions_unblock_assemble(pg_farm: Farm, pg_url: str) -> No
     n1, n2, n3 = farm.nodes(3)
     r0, r1, audio = farm.claim(n1), farm.claim(n2), farm.claim(n3)
     farm.finish(audio)
-    one, two = race(farm, pg_url, lambda: farm.finish(r0),
-                    lambda sql: "tasks.kind IN" in sql, lambda: farm.finish(r1))
+    # r0 holds the job's lock (framefarm_complete took it) when r1 completes.
+    one, two = race(farm, pg_url, lambda: farm.finish(r0), _COMPLETED, lambda: farm.finish(r1))
     assert one.error is None and two.error is None
     assert farm.task_states(job.id)["assemble3"] == TaskState.QUEUED
     farm.finish(farm.claim(n3))
@@ -213,17 +217,18 @@ def _check_one_winner(farm: Farm, job_id: str, old: Claim, one: Step, two: Step)
 
 def test_a_stale_completion_cannot_land_after_a_takeover(
         pg_farm: Farm, pg_url: str, clock: ManualClock) -> None:
-    """n1 reads its task before anything is locked; meanwhile the task is requeued and
-    claimed by n2."""
+    """n1 reports its expired task while n2's takeover holds it, not yet committed (a
+    completion is one statement: it reads the task as it locks it)."""
     farm = pg_farm
     job = farm.snapshot_job(farm.tenant())
     n1, n2 = farm.nodes(2)
     old = farm.claim(n1)
     clock.advance(LEASE + 1)  # expired, not yet requeued: n1 reports just in time
     one, two = race(
-        farm, pg_url, lambda: farm.store.complete(old.task_id, old.lease_token, "from-n1"),
-        _statement("SELECT tasks."), lambda: _takeover(farm, n2))
-    _check_one_winner(farm, job.id, old, one, two)
+        farm, pg_url, lambda: _takeover(farm, n2), _statement("SELECT framefarm_claim"),
+        lambda: farm.store.complete(old.task_id, old.lease_token, "from-n1"))
+    _check_one_winner(farm, job.id, old, two, one)
+    assert isinstance(two.error, StaleLease), "the takeover went first"
 
 
 def test_a_reclaim_waiting_on_a_completion_leaves_the_task_done(
@@ -237,7 +242,7 @@ def test_a_reclaim_waiting_on_a_completion_leaves_the_task_done(
     clock.advance(LEASE + 1)
     r = Race(farm, pg_url,
              lambda: farm.store.complete(old.task_id, old.lease_token, "from-n1"),
-             _statement("SELECT tasks.id, tasks.job_id, tasks.tenant_id"),
+             _COMPLETED,
              lambda: _takeover(farm, n2))
     _check_one_winner(farm, job.id, old, r.one, r.two)
     assert r.deadlocks == 0

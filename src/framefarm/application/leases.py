@@ -24,6 +24,14 @@ def check_report(task: Task, event: TaskEvent) -> None:
         raise StaleLease(f"task {task.id} is {task.state}") from None
 
 
+def refused(task_id: str, state: str | None) -> StaleLease:
+    """What a report the database refused is told: its lease is not the task's (``state``
+    None), or the task is in a state the report does not apply to."""
+    if state is None:
+        return StaleLease(f"task {task_id}: this lease is no longer valid")
+    return StaleLease(f"task {task_id} is {state}")
+
+
 def leased(conn: Connection, task_id: str, token: str, lock: Database | None = None) -> Task:
     """The task, if ``token`` is its lease. With ``lock``, its job is locked first and the
     task read after, so what the caller checks cannot change before it writes."""

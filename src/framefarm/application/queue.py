@@ -42,6 +42,11 @@ from framefarm.repos import batches, claims, exports, jobs, ledger, nodes, webho
 from framefarm.repos import usage as usage_rows
 from framefarm.repos.exports import ExportMeta
 
+# The lines a claim and a completion log, as formats: PostgreSQL's functions fill them too
+# (repos/claims.py).
+CLAIMED = "%s %s [%s, %s) claimed"  # the task's kind, index, first frame, end frame
+DONE = "%s %s done"  # the task's kind and index
+
 
 class Queue(Recovery, sharing.SharedParts):
     """Every job and task transition (the upkeep's requeues and failures: :class:`Recovery`)."""
@@ -201,43 +206,58 @@ class Queue(Recovery, sharing.SharedParts):
     def claim(self, node_id: str) -> Task | None:
         """Hand this node one runnable task with a fresh lease (the task as leased), or
         None: nothing to do (or the node is draining). A node that still holds a running
-        task gets it back with its lease (the answer to its previous claim was lost)."""
+        task gets it back with its lease (the answer to its previous claim was lost).
+        On PostgreSQL one statement does it (``framefarm_claim``); elsewhere
+        :meth:`_claim`."""
         now = self.now()
+        token = secrets.token_hex(16)
+        expires = now + dt.timedelta(seconds=self.settings.lease_seconds)
         with self.db.tx() as conn:
-            node = nodes.find(conn, node_id)
-            if node is None:
+            if claims.in_database(conn):
+                found = claims.claim_in_database(conn, node_id, now, token=token,
+                                                 expires=expires, log=CLAIMED)
+            else:
+                found = self._claim(conn, node_id, now, token, expires)
+            if found is None:
                 return None
-            # A node that holds a task has it as its current one (claim sets it; reports
-            # and requeues clear it), so only then is it worth looking for.
-            held = jobs.running_on(conn, node_id) if node.current_task_id else []
-            if held:
-                nodes.update(conn, node_id, last_heartbeat=now, current_task_id=held[0].id)
-                return held[0]
-            if node.draining:
-                return None
-            task = claims.lock_next(conn, node_id, now, lock=self.db.lock_candidate,
-                                    engines=claims.node_engines(node.capabilities))
-            if task is None:
-                nodes.update(conn, node_id, last_heartbeat=now, current_task_id=None)
-                return None
-            token = secrets.token_hex(16)
-            expires = now + dt.timedelta(seconds=self.settings.lease_seconds)
-            leased = dataclasses.replace(
-                task, state=TaskState.RUNNING, node_id=node_id, lease_token=token,
-                lease_expires_at=expires, started_at=now, frames_done=0)
-            if not jobs.move_task(conn, task, TaskEvent.CLAIM, node_id=node_id,
-                                  lease_token=token, lease_expires_at=expires, started_at=now,
-                                  frames_done=0):
-                return None
-            nodes.update(conn, node_id, last_heartbeat=now, current_task_id=task.id)
-            jobs.log(conn, task.job_id, "info", f"{task.kind} {task.idx} [{task.frame_start}, "
-                     f"{task.frame_end}) claimed", now=now, task_id=task.id, node_id=node_id)
             # A claim changes its job only when it is the job's first (queued -> running):
             # queued and running tasks count alike for the job's step and progress.
-            if jobs.get(conn, task.job_id).state == JobState.QUEUED:
-                self._refresh_job(conn, task.job_id)
-        return leased
+            if found.job_state == JobState.QUEUED:
+                self._refresh_job(conn, found.task.job_id)
+            return found.task
 
+    def _claim(self, conn: Connection, node_id: str, now: dt.datetime, token: str,
+               expires: dt.datetime) -> claims.Claimed | None:
+        """The claim as statements (SQLite): what ``framefarm_claim`` does on PostgreSQL,
+        in the same order."""
+        node = nodes.find(conn, node_id)
+        if node is None:
+            return None
+        # A node that holds a task has it as its current one (claim sets it; reports
+        # and requeues clear it), so only then is it worth looking for.
+        held = jobs.running_on(conn, node_id) if node.current_task_id else []
+        if held:
+            nodes.update(conn, node_id, last_heartbeat=now, current_task_id=held[0].id)
+            return claims.Claimed(held[0], job_state=None)
+        if node.draining:
+            return None
+        task = claims.lock_next(conn, node_id, now, lock=self.db.lock_candidate,
+                                engines=claims.node_engines(node.capabilities))
+        if task is None:
+            nodes.update(conn, node_id, last_heartbeat=now, current_task_id=None)
+            return None
+        if not jobs.move_task(conn, task, TaskEvent.CLAIM, node_id=node_id,
+                              lease_token=token, lease_expires_at=expires, started_at=now,
+                              frames_done=0):
+            return None
+        nodes.update(conn, node_id, last_heartbeat=now, current_task_id=task.id)
+        jobs.log(conn, task.job_id, "info",
+                 CLAIMED % (task.kind, task.idx, task.frame_start, task.frame_end), now=now,
+                 task_id=task.id, node_id=node_id)
+        leased = dataclasses.replace(
+            task, state=states.task_transition(task.state, TaskEvent.CLAIM), node_id=node_id,
+            lease_token=token, lease_expires_at=expires, started_at=now, frames_done=0)
+        return claims.Claimed(leased, claims.job_state(conn, task.job_id))
 
     def leased(self, task_id: str, token: str) -> Task:
         """The task a node holds a lease on (checked), for its inputs and uploads."""
@@ -283,26 +303,19 @@ class Queue(Recovery, sharing.SharedParts):
         change."""
         now = self.now()
         with self.db.tx() as conn:
-            task = leases.leased(conn, task_id, token)
-            leases.check_report(task, TaskEvent.COMPLETE)
-            # Guarded by the lease, not only the state: the task may have expired and been
-            # claimed again since it was read (it is read before anything is locked).
-            if not jobs.move_task(conn, task, TaskEvent.COMPLETE, leased_by=token,
-                                  output_key=output_key, finished_at=now, lease_token=None,
-                                  lease_expires_at=None,
-                                  frames_done=task.frame_end - task.frame_start):
-                raise StaleLease(f"task {task_id}: this lease is no longer valid")
-            if task.node_id:
-                nodes.count_done(conn, task.node_id, now=now)
+            if claims.in_database(conn):
+                done = claims.complete_in_database(conn, task_id, token, now,
+                                                   output_key=output_key,
+                                                   cpu_seconds=cpu_seconds, log=DONE)
+                if isinstance(done, claims.Stale):
+                    raise leases.refused(task_id, done.state)
+                if done.job is not None:  # a render or audio chunk, done but for its job
+                    return self._refresh_job(conn, done.job.id, known=(done.job, done.tasks))
+                task = done.task
+            else:
+                task = self._complete_task(conn, task_id, token, output_key, now,
+                                           cpu_seconds)
             job_id = task.job_id
-            jobs.log(conn, job_id, "info", f"{task.kind} {task.idx} done", now=now,
-                     task_id=task_id, node_id=task.node_id)
-            if cpu_seconds:
-                usage_rows.add_cpu(conn, job_id, task.kind, cpu_seconds)
-            # The job's lock, taken as late as possible, orders the completions of its
-            # last inputs: the one that locks last sees the others committed, finds no
-            # input pending and releases the assemble task.
-            self.db.lock_job(conn, job_id)
             if task.kind in (TaskKind.ASSEMBLE, TaskKind.SNAPSHOT):
                 jobs.update(conn, job_id, result_key=output_key)
             if export is not None and task.kind == TaskKind.ASSEMBLE:
@@ -316,6 +329,33 @@ class Queue(Recovery, sharing.SharedParts):
                     and jobs.count_pending_inputs(conn, job_id) == 0):
                 jobs.move_tasks(conn, job_id, TaskEvent.READY, not_before=now)
             return self._refresh_job(conn, job_id)
+
+    def _complete_task(self, conn: Connection, task_id: str, token: str,
+                       output_key: str | None, now: dt.datetime,
+                       cpu_seconds: float | None) -> Task:
+        """The start of a completion as statements (SQLite), what ``framefarm_complete``
+        does on PostgreSQL: the task succeeded, its node counted, the line logged, the
+        CPU-seconds added; then the job's lock. Returns the task as it was read."""
+        task = leases.leased(conn, task_id, token)
+        leases.check_report(task, TaskEvent.COMPLETE)
+        # Guarded by the lease, not only the state: the task may have expired and been
+        # claimed again since it was read (it is read before anything is locked).
+        if not jobs.move_task(conn, task, TaskEvent.COMPLETE, leased_by=token,
+                              output_key=output_key, finished_at=now, lease_token=None,
+                              lease_expires_at=None,
+                              frames_done=task.frame_end - task.frame_start):
+            raise leases.refused(task_id, None)
+        if task.node_id:
+            nodes.count_done(conn, task.node_id, now=now)
+        jobs.log(conn, task.job_id, "info", DONE % (task.kind, task.idx), now=now,
+                 task_id=task_id, node_id=task.node_id)
+        if cpu_seconds:
+            usage_rows.add_cpu(conn, task.job_id, task.kind, cpu_seconds)
+        # The job's lock, taken as late as possible, orders the completions of its
+        # last inputs: the one that locks last sees the others committed, finds no
+        # input pending and releases the assemble task.
+        self.db.lock_job(conn, task.job_id)
+        return task
 
     @retry_deadlocks
     def fail(self, task_id: str, token: str, error: str, *, permanent: bool = False,
@@ -397,17 +437,20 @@ class Queue(Recovery, sharing.SharedParts):
     # -- the job follows its tasks ------------------------------------------------------------
 
     def summary(self, job: Job, tasks: Sequence[Task]) -> states.Summary:
-        return _summarise(job, tasks, self.now())
+        return _summarise(job, _views(tasks), self.now())
 
-    def _refresh_job(self, conn: Connection, job_id: str) -> Job:
+    def _refresh_job(self, conn: Connection, job_id: str,
+                     known: tuple[Job, Sequence[states.TaskView]] | None = None) -> Job:
         """Move the job to the state its tasks say, with its step and times, and announce
         the change to live events; a job that finishes here gets its webhook deliveries in
         this transaction. The job's row is written only when its state, step or times
         change: most claims and completions leave it alone, so nodes working on chunks of
-        one job do not queue for its row lock."""
-        job = jobs.get(conn, job_id)
+        one job do not queue for its row lock. ``known``: the job and its tasks as
+        ``framefarm_complete`` read them under the job's lock (it announced the change).
+        The job's state and step follow from its tasks' kinds and states alone."""
+        job, views = known or (jobs.get(conn, job_id), claims.kinds_and_states(conn, job_id))
         now = self.now()
-        summary = _summarise(job, jobs.tasks(conn, job_id), now)
+        summary = _summarise(job, views, now)
         values: dict[str, Any] = {"step": summary.step}
         if summary.state != JobState.QUEUED and job.started_at is None:
             values["started_at"] = now
@@ -421,7 +464,8 @@ class Queue(Recovery, sharing.SharedParts):
             new = jobs.move_job(conn, job, event, **values)
         else:
             new = states.job_transition(job.state, event)  # checked; nothing to write
-        self.db.job_changed(conn, job_id)
+        if known is None:
+            self.db.job_changed(conn, job_id)
         job = dataclasses.replace(job, state=new, **values)
         if finishing:
             self._finished(conn, job)
@@ -482,9 +526,13 @@ class Queue(Recovery, sharing.SharedParts):
         return cancelled
 
 
-def _summarise(job: Job, tasks: Sequence[Task], now: dt.datetime) -> states.Summary:
-    views = [states.TaskView(r.kind, r.state, r.frame_start, r.frame_end, r.frames_done)
-             for r in tasks]
+def _views(tasks: Sequence[Task]) -> list[states.TaskView]:
+    return [states.TaskView(r.kind, r.state, r.frame_start, r.frame_end, r.frames_done)
+            for r in tasks]
+
+
+def _summarise(job: Job, views: Sequence[states.TaskView],
+               now: dt.datetime) -> states.Summary:
     return states.summarise(views, cancelled=job.state == JobState.CANCELLED,
                             failed=job.state == JobState.FAILED,
                             started_at=job.started_at, now=now)
