@@ -2,6 +2,7 @@
 
     python bench/api.py                       # SQLite and PostgreSQL, 32 connections, 10 s each
     python bench/api.py --only postgresql --seconds 20 --connections 64
+    python bench/api.py --api-processes 2     # PostgreSQL behind `uvicorn --workers 2`
 
 For each database: ``GET /healthz`` (the baseline: the server's own floor for a request),
 ``GET /v1/renders/{id}`` and ``POST /v1/renders`` of a small document (to a server with no
@@ -10,7 +11,11 @@ other in one run, 3 rounds; medians of requests per second and of p99 latency. P
 ratio of each endpoint's rate to /healthz's and the targets: GET at least 70% of /healthz
 with p99 under 50 ms; POST at least 300/s with p99 under 100 ms.
 
-Needs wrk (Debian: ``apt-get install wrk``); the server runs with ``--workers 0``.
+Needs wrk (Debian: ``apt-get install wrk``); the server runs with ``--workers 0``. With
+``--api-processes N`` (N > 1) PostgreSQL is served as docs/deployment.md recommends: N
+processes of ``uvicorn --factory framefarm.api.asgi:create --workers N`` on one socket, the
+database migrated and the tenant created by the CLI first; SQLite stays one process
+(``framefarm serve``: its live events do not cross processes).
 """
 
 from __future__ import annotations
@@ -20,11 +25,16 @@ import json
 import os
 import re
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -69,10 +79,62 @@ def wrk(url: str, script: str, seconds: float, connections: int) -> dict[str, fl
     return {"rps": rate, "p99_ms": p99}
 
 
+@contextmanager
+def processes(data: Path, env: dict[str, str], count: int) -> Iterator[tuple[str, str]]:
+    """``count`` API processes under ``uvicorn --workers`` (PostgreSQL): yields the base URL
+    and an admin key made with the CLI."""
+    full = {**os.environ, **env, "FRAMEFARM_DATA_DIR": str(data)}
+    cli = [sys.executable, "-m", "framefarm"]
+    subprocess.run([*cli, "migrate"], env=full, check=True, capture_output=True)
+    made = subprocess.run([*cli, "admin", "create-tenant", "bench", "--admin"], env=full,
+                          check=True, capture_output=True, text=True).stdout
+    key = next(line.removeprefix("api key ").strip() for line in made.splitlines()
+               if line.startswith("api key "))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    log = (data / "uvicorn.log").open("w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "framefarm.api.asgi:create",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", str(count),
+         "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT, env=full,
+        start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"uvicorn did not start:\n{log.read()}")
+            time.sleep(0.2)
+        yield base, key
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@contextmanager
+def server(data: Path, env: dict[str, str], count: int) -> Iterator[tuple[str, str]]:
+    if count > 1:
+        with processes(data, env, count) as found:
+            yield found
+    else:
+        with serving(data, env) as base:
+            yield base, _admin_key(data)
+
+
 def measure(data: Path, env: dict[str, str], seconds: float, connections: int,
-            rounds: int) -> dict[str, dict[str, float]]:
-    with serving(data, env) as base:
-        key = _admin_key(data)
+            rounds: int, count: int = 1) -> dict[str, dict[str, float]]:
+    with server(data, env, count) as (base, key):
         job = httpx.post(f"{base}/v1/renders", headers={"Authorization": f"Bearer {key}"},
                          json={"document": DOCUMENT}).json()["id"]
         get = _GET_SCRIPT.format(key=key)
@@ -95,6 +157,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    parser.add_argument("--api-processes", type=int, default=1,
+                        help="PostgreSQL's API processes (uvicorn --workers); SQLite: one")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("bench/api.py needs wrk (Debian: apt-get install wrk)", file=sys.stderr)
@@ -115,12 +179,13 @@ def main() -> int:
         try:
             url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
             results[backend] = measure(data, {**env, "FRAMEFARM_DATABASE_URL": url},
-                                       args.seconds, args.connections, args.rounds)
+                                       args.seconds, args.connections, args.rounds,
+                                       args.api_processes)
         finally:
             with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print(f"\n{args.connections} connections, {args.seconds:g} s per case, median of "
-          f"{args.rounds} rounds")
+          f"{args.rounds} rounds; PostgreSQL with {args.api_processes} API process(es)")
     print(f"{'database':<11} {'endpoint':<22} {'req/s':>8} {'p99 ms':>8} {'vs /healthz':>12}")
     for backend, figures in results.items():
         floor = figures["GET /healthz"]["rps"]

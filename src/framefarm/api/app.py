@@ -63,6 +63,7 @@ def create_app(settings: Settings, app: Application | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await found.ctx.db.direct.open()  # the event loop's own reads (db/direct.py)
         task = asyncio.create_task(_upkeep(found))
         try:
             yield
@@ -70,6 +71,7 @@ def create_app(settings: Settings, app: Application | None = None) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await found.ctx.db.direct.close()
 
     api = FastAPI(title="framefarm", version="0.1.0", lifespan=lifespan,
                   description="Render declarative video documents on a farm of nodes.")

@@ -7,13 +7,14 @@ import asyncio
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response, Security
+from fastapi.responses import JSONResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from framefarm import webhooks
-from framefarm.api import models
-from framefarm.api.deps import AppDep, TenantDep, file_responses, send
+from framefarm.api import deps, models
+from framefarm.api.deps import API_KEY, AppDep, Credentials, TenantDep, file_responses, send
 from framefarm.api.errors import TENANT_RESPONSES, ApiError
 from framefarm.application import Application, views
 from framefarm.application.renders import JobView, SnapshotRequest
@@ -39,18 +40,17 @@ def job_json(app: Application, view: JobView) -> dict[str, Any]:
              responses={200: {"model": models.Job,
                               "description": "The job this idempotency key made before."}})
 def submit_render(
-    body: models.RenderIn, caller: TenantDep, app: AppDep, response: Response,
+    body: models.RenderIn, caller: TenantDep, app: AppDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Queue a render of an inline document, a project's document, or a template + data."""
     view, created = app.renders.submit(
         caller.tenant_id, document=body.document, project_id=body.project_id,
         template_id=body.template_id, data=body.data,
         options=body.options.model_dump(exclude_none=True), priority=body.priority,
         idempotency_key=body.idempotency_key or idempotency_key, notify_url=body.notify_url)
-    if not created:
-        response.status_code = 200
-    return job_json(app, view)
+    # Encoded once, as GET's answer (below): the model documents it.
+    return JSONResponse(job_json(app, view), status_code=202 if created else 200)
 
 
 @router.get("/renders", response_model=models.JobPage)
@@ -66,15 +66,34 @@ def list_renders(
     return views.page(found, app.settings.public_url)
 
 
+async def _keyed_job(request: Request, job_id: str) -> dict[str, Any]:
+    """The job's answer for the request's key: the key and the job read in one statement
+    from the event loop (the most polled route: no thread-pool trip)."""
+    app = await deps.application(request)
+    view = await app.renders.view_for_key(deps.bearer(request), job_id)
+    if view is None:
+        raise deps.unknown_key()
+    return job_json(app, view)
+
+
+# These two answer with their JSON encoded once: FastAPI's path (validate against the
+# response model, then encode) costs more than the read. The models document the answers,
+# which are exactly the models' (api/models.py; test_api.py compares them).
+_PROGRESS = ("id", "state", "step", "percent", "eta_seconds", "frames")
+
+
 @router.get("/renders/{job_id}", response_model=models.Job)
-def get_render(job_id: str, caller: TenantDep, app: AppDep) -> dict[str, Any]:
-    return job_json(app, app.renders.get(caller.tenant_id, job_id))
+async def get_render(job_id: str, request: Request,
+                     scheme: Annotated[Credentials, Security(API_KEY)] = None) -> Response:
+    return JSONResponse(await _keyed_job(request, job_id))
 
 
 @router.get("/renders/{job_id}/progress", response_model=models.JobProgress)
-def render_progress(job_id: str, caller: TenantDep, app: AppDep) -> dict[str, Any]:
-    view = job_json(app, app.renders.get(caller.tenant_id, job_id))
-    return {k: view[k] for k in ("id", "state", "step", "percent", "eta_seconds", "frames")}
+async def render_progress(job_id: str, request: Request,
+                          scheme: Annotated[Credentials, Security(API_KEY)] = None
+                          ) -> Response:
+    view = await _keyed_job(request, job_id)
+    return JSONResponse({k: view[k] for k in _PROGRESS})
 
 
 @router.post("/renders/{job_id}/cancel", response_model=models.Job)

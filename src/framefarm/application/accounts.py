@@ -3,30 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 
-from framefarm.db.database import Database, hash_secret
+from framefarm.db.database import Database
 from framefarm.records import Caller, Tenant
 from framefarm.repos import tenants
 from framefarm.repos.tenants import ApiKey
 
 __all__ = ["Accounts", "ApiKey"]
 
-# A key that authenticated is trusted this long without asking the database again: every
-# API request checks its key, and this saves most of them a transaction. A revoked key is
-# refused at once by the process that revoked it, by the others within this time.
-AUTH_CACHE_SECONDS = 5.0
-_AUTH_CACHE_SIZE = 10_000
-
 
 @dataclasses.dataclass
 class Accounts:
-    """Needs only the database, so the admin commands can use it without storage."""
+    """Needs only the database, so the admin commands can use it without storage.
+
+    Every request's key is checked in the database, never trusted from a cache: a revoked
+    key is refused from the revocation's commit on, by every API process."""
 
     db: Database
-    # sha256 of a key -> (when it was checked, who it is); only keys that were valid.
-    _known: dict[str, tuple[float, Caller]] = dataclasses.field(default_factory=dict,
-                                                                init=False, repr=False)
 
     def create_tenant(self, name: str, *, admin: bool = False,
                       max_concurrent_jobs: int | None = None) -> tuple[str, str]:
@@ -60,28 +53,19 @@ class Accounts:
             return tenants.keys(conn, tenant_id)
 
     def revoke_key(self, key_id: str) -> ApiKey:
-        """Revoke a key; it is refused from the next request on (in other API processes,
-        within AUTH_CACHE_SECONDS)."""
+        """Revoke a key; every API process refuses it from the next request on."""
         with self.db.tx() as conn:
-            revoked = tenants.revoke_key(conn, key_id, now=self.db.now())
-        self._known.clear()
-        return revoked
+            return tenants.revoke_key(conn, key_id, now=self.db.now())
 
     def authenticate(self, key: str) -> Caller | None:
-        digest = hash_secret(key)
-        now = time.monotonic()
-        known = self._known.get(digest)
-        if known is not None and now - known[0] < AUTH_CACHE_SECONDS:
-            return known[1]
+        """Who the key is (None: unknown or revoked), from a worker thread."""
         with self.db.read() as conn:
-            found = tenants.authenticate(conn, key)
-        if found is None:
-            self._known.pop(digest, None)
-        else:
-            if len(self._known) >= _AUTH_CACHE_SIZE:
-                self._known.clear()
-            self._known[digest] = (now, found)
-        return found
+            return tenants.authenticate(conn, key)
+
+    async def caller(self, key: str) -> Caller | None:
+        """:meth:`authenticate` from the event loop: one statement on the driver
+        (db/direct.py), no thread-pool trip; what every tenant route's key costs."""
+        return await tenants.caller(self.db.direct, key)
 
     def tenant(self, tenant_id: str) -> Tenant:
         with self.db.read() as conn:

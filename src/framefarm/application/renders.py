@@ -26,7 +26,7 @@ from framefarm.document import templates
 from framefarm.document.timeline import Timeline
 from framefarm.limits import Limits
 from framefarm.queue import states
-from framefarm.queue.errors import FeatureOff
+from framefarm.queue.errors import FeatureOff, NotFound
 from framefarm.queue.states import TaskKind
 from framefarm.records import Delivery, Export, Job, JobUsage, LogLine
 from framefarm.repos import claims, exports, jobs, ledger, nodes
@@ -361,10 +361,11 @@ class Renders:
             return jobs.get(conn, job_id, tenant_id)
 
     def view(self, job: Job) -> JobView:
-        return self.views([job])[0]
+        """The job's view as it is now (read again, in one statement)."""
+        return self.get(None, job.id)
 
     def views(self, rows: Sequence[Job]) -> list[JobView]:
-        """Jobs with their progress and exports, in two queries whatever their number."""
+        """Jobs with their progress and exports, in three queries whatever their number."""
         with self.ctx.db.read() as conn:
             return self._views(conn, rows)
 
@@ -377,11 +378,29 @@ class Renders:
                         used.get(job.id))
                 for job in rows]
 
+    def _view(self, viewed: jobs.Viewed) -> JobView:
+        job = viewed.job
+        summary = states.summarise(viewed.tasks, cancelled=job.state == states.JobState.CANCELLED,
+                                   failed=job.state == states.JobState.FAILED,
+                                   started_at=job.started_at, now=self.ctx.now())
+        return JobView(job, summary, viewed.export, viewed.usage)
+
     def get(self, tenant_id: str | None, job_id: str) -> JobView:
-        """One job's view, read in one transaction (the answer of GET /v1/renders/{id} and
-        of every live event)."""
+        """One job's view, read in one statement (the answer of most job routes, of every
+        live event and webhook)."""
         with self.ctx.db.read() as conn:
-            return self._views(conn, [jobs.get(conn, job_id, tenant_id)])[0]
+            return self._view(jobs.viewed(conn, job_id, tenant_id))
+
+    async def view_for_key(self, key: str, job_id: str) -> JobView | None:
+        """The job's view for the caller of API key ``key``, from the event loop: the key
+        checked and the view read in one statement (db/direct.py), no thread-pool trip.
+        None: an unknown or revoked key; NotFound: not that tenant's job (or none)."""
+        found = await jobs.keyed(self.ctx.db.direct, key, job_id)
+        if found.caller is None:
+            return None
+        if found.viewed is None:
+            raise NotFound(f"no job {job_id}")
+        return self._view(found.viewed)
 
     def page(self, tenant_id: str, *, state: str | None = None, limit: int = 50,
              before: str | None = None, project_id: str | None = None) -> Page:
@@ -393,7 +412,7 @@ class Renders:
                 project_rows.get(conn, tenant_id, project_id)
             rows = jobs.list_for(conn, tenant_id, state=state, limit=limit + 1, before=before,
                                  project_id=project_id)
-        return Page(self.views(rows[:limit]), has_more=len(rows) > limit)
+            return Page(self._views(conn, rows[:limit]), has_more=len(rows) > limit)
 
     def logs(self, tenant_id: str, job_id: str, level: str | None = None) -> list[LogLine]:
         with self.ctx.db.read() as conn:

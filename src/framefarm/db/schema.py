@@ -148,7 +148,9 @@ jobs = sa.Table(
     sa.Column("finished_at", Time, nullable=True),
     sa.Column("updated_at", Time, nullable=False),
     sa.UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_idempotency"),
-    sa.Index("ix_jobs_tenant_state", "tenant_id", "state"),
+    # Covers a submit's count of the tenant's unfinished jobs (repos/jobs.py), read from
+    # the index alone: it runs under the tenant's lock.
+    sa.Index("ix_jobs_tenant_state_batch", "tenant_id", "state", "batch_id"),
     sa.Index("ix_jobs_batch", "batch_id", "batch_row"),
 )
 

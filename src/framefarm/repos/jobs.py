@@ -8,6 +8,7 @@ overwritten.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,10 +16,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from framefarm.db import direct
 from framefarm.db import schema as t
+from framefarm.db.database import hash_secret
 from framefarm.queue import states
+from framefarm.queue.errors import NotFound
 from framefarm.queue.states import JobEvent, TaskEvent, TaskState
-from framefarm.records import Job, LogLine, Task
+from framefarm.records import Caller, Export, Job, JobUsage, LogLine, Task, load
 from framefarm.repos import rows
 
 _LEVELS = ("debug", "info", "warning", "error")
@@ -27,37 +31,155 @@ _LEVELS = ("debug", "info", "warning", "error")
 # -- jobs ---------------------------------------------------------------------------------
 
 
+# The statements a submit runs, built once with their parameters named: a statement made
+# per call (``.values(**row)``, ``.where(col == value)``) spends more Python on coercing
+# and cache keys than the database spends on it, and a submit runs them under the tenant's
+# lock (SQLite: the one writer), where every millisecond of one is every other's wait.
+_INSERT_JOB = t.jobs.insert()
+_INSERT_TASKS = t.tasks.insert()
+_INSERT_LOG = t.job_logs.insert()
+_GET = sa.select(t.jobs).where(t.jobs.c.id == sa.bindparam("job_id"))
+_GET_OF = _GET.where(t.jobs.c.tenant_id == sa.bindparam("tenant_id"))
+_BY_KEY = sa.select(t.jobs).where(t.jobs.c.tenant_id == sa.bindparam("tenant_id"),
+                                  t.jobs.c.idempotency_key == sa.bindparam("key"))
+
+
 def insert(conn: Connection, job: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]]) -> None:
-    conn.execute(t.jobs.insert().values(**job))
+    conn.execute(_INSERT_JOB, dict(job))
     add_tasks(conn, tasks)
 
 
 def add_tasks(conn: Connection, tasks: Sequence[Mapping[str, Any]]) -> None:
-    conn.execute(t.tasks.insert(), [dict(task) for task in tasks])
+    conn.execute(_INSERT_TASKS, [dict(task) for task in tasks])
 
 
 def get(conn: Connection, job_id: str, tenant_id: str | None = None) -> Job:
     """A job; ``tenant_id`` None is for nodes and admins."""
-    query = sa.select(t.jobs).where(t.jobs.c.id == job_id)
-    if tenant_id is not None:
-        query = query.where(t.jobs.c.tenant_id == tenant_id)
-    return rows.one(conn, query, Job, f"no job {job_id}")
+    if tenant_id is None:
+        row = conn.execute(_GET, {"job_id": job_id}).mappings().first()
+    else:
+        row = conn.execute(_GET_OF, {"job_id": job_id, "tenant_id": tenant_id}
+                           ).mappings().first()
+    if row is None:
+        raise NotFound(f"no job {job_id}")
+    return load(Job, row)
+
+
+@dataclasses.dataclass(frozen=True)
+class Viewed:
+    """A job with what its view needs: its tasks' progress, its export, its credits."""
+
+    job: Job
+    tasks: list[states.TaskView]
+    export: Export | None
+    usage: JobUsage | None
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyedJob:
+    """What one statement read for an API key and a job id: who the key is (None: no such
+    key, or revoked), and the job when it is that tenant's."""
+
+    caller: Caller | None
+    viewed: Viewed | None = None
+
+
+def _fields(record: type[Any]) -> list[str]:
+    return [f.name for f in dataclasses.fields(record)]
+
+
+_JOB, _EXPORT, _USAGE = _fields(Job), _fields(Export), _fields(JobUsage)
+_TASK = _fields(states.TaskView)
+_AT_TASK = len(_JOB)
+_AT_EXPORT = _AT_TASK + len(_TASK)
+_AT_USAGE = _AT_EXPORT + len(_EXPORT)
+# A job, its tasks (a row each, in order), its export and its credits in one statement.
+_VIEW_COLUMNS = (*(t.jobs.c[n] for n in _JOB), *(t.tasks.c[n] for n in _TASK),
+                 *(t.exports.c[n] for n in _EXPORT), *(t.job_usage.c[n] for n in _USAGE))
+
+
+def _with_parts(joined: sa.FromClause) -> sa.FromClause:
+    return (joined.outerjoin(t.tasks, t.tasks.c.job_id == t.jobs.c.id)
+            .outerjoin(t.exports, t.exports.c.job_id == t.jobs.c.id)
+            .outerjoin(t.job_usage, t.job_usage.c.job_id == t.jobs.c.id))
+
+
+_VIEW = (sa.select(*_VIEW_COLUMNS).select_from(_with_parts(t.jobs))
+         .where(t.jobs.c.id == sa.bindparam("job_id")).order_by(t.tasks.c.idx))
+_VIEW_OF = _VIEW.where(t.jobs.c.tenant_id == sa.bindparam("tenant_id"))
+# The key, left-joined to its tenant's job (none: another tenant's or no such job) and its
+# parts: what GET /v1/renders/{id} needs, run from the event loop (db/direct.py).
+_KEYED_VIEW = (
+    sa.select(t.api_keys.c.tenant_id, t.api_keys.c.admin, *_VIEW_COLUMNS)
+    .select_from(_with_parts(t.api_keys.outerjoin(t.jobs, sa.and_(
+        t.jobs.c.id == sa.bindparam("job_id"), t.jobs.c.tenant_id == t.api_keys.c.tenant_id))))
+    .where(t.api_keys.c.key_hash == sa.bindparam("key_hash"),
+           t.api_keys.c.revoked_at.is_(None))
+    .order_by(t.tasks.c.idx))
+
+
+def _viewed(found: Sequence[Sequence[Any]]) -> Viewed:
+    first = found[0]
+    job = Job(**dict(zip(_JOB, first[:_AT_TASK], strict=True)))
+    tasks = [states.TaskView(*r[_AT_TASK:_AT_EXPORT]) for r in found
+             if r[_AT_TASK] is not None]
+    export = (Export(**dict(zip(_EXPORT, first[_AT_EXPORT:_AT_USAGE], strict=True)))
+              if first[_AT_EXPORT] is not None else None)
+    usage = (JobUsage(**dict(zip(_USAGE, first[_AT_USAGE:], strict=True)))
+             if first[_AT_USAGE] is not None else None)
+    return Viewed(job, tasks, export, usage)
+
+
+def viewed(conn: Connection, job_id: str, tenant_id: str | None = None) -> Viewed:
+    """A job with its parts, in one statement; ``tenant_id`` None is for nodes and admins."""
+    if tenant_id is None:
+        found = conn.execute(_VIEW, {"job_id": job_id}).all()
+    else:
+        found = conn.execute(_VIEW_OF, {"job_id": job_id, "tenant_id": tenant_id}).all()
+    if not found:
+        raise NotFound(f"no job {job_id}")
+    return _viewed(found)
+
+
+async def keyed(reader: direct.Reader, key: str, job_id: str) -> KeyedJob:
+    """The caller of API key ``key`` and, when it is theirs, job ``job_id`` with its
+    parts; one statement (a revoked key is refused from its revocation's commit on)."""
+    found = await reader.rows(_KEYED_VIEW, key_hash=hash_secret(key), job_id=job_id)
+    if not found:
+        return KeyedJob(None)
+    caller = Caller(found[0][0], bool(found[0][1]))
+    if found[0][2] is None:
+        return KeyedJob(caller)
+    return KeyedJob(caller, _viewed([row[2:] for row in found]))
 
 
 def by_idempotency_key(conn: Connection, tenant_id: str, key: str) -> Job | None:
-    return rows.first(conn, sa.select(t.jobs).where(
-        t.jobs.c.tenant_id == tenant_id, t.jobs.c.idempotency_key == key), Job)
+    row = conn.execute(_BY_KEY, {"tenant_id": tenant_id, "key": key}).mappings().first()
+    return load(Job, row) if row is not None else None
+
+
+# The unfinished states named (not "not finished"): the index on (tenant_id, state,
+# batch_id) is then read at these states only, never through the tenant's finished jobs.
+UNFINISHED_JOB = tuple(s for s in states.JobState if s not in states.FINISHED_JOB)
+
+
+def _count_unfinished() -> sa.Select[Any]:
+    unfinished = [t.jobs.c.tenant_id == sa.bindparam("tenant_id"),
+                  t.jobs.c.state.in_(UNFINISHED_JOB)]
+    single = sa.select(sa.func.count()).select_from(t.jobs).where(
+        *unfinished, t.jobs.c.batch_id.is_(None)).scalar_subquery()
+    batched = sa.select(sa.func.count(sa.distinct(t.jobs.c.batch_id))).where(
+        *unfinished, t.jobs.c.batch_id.is_not(None)).scalar_subquery()
+    return sa.select(single + batched)
+
+
+_COUNT_UNFINISHED = _count_unfinished()
 
 
 def count_unfinished(conn: Connection, tenant_id: str) -> int:
     """The tenant's queued and running jobs against its concurrent-jobs limit: single
     jobs, and each batch with a row still unfinished once (however many rows it has)."""
-    unfinished = [t.jobs.c.tenant_id == tenant_id, t.jobs.c.state.notin_(states.FINISHED_JOB)]
-    single = sa.select(sa.func.count()).select_from(t.jobs).where(
-        *unfinished, t.jobs.c.batch_id.is_(None)).scalar_subquery()
-    batched = sa.select(sa.func.count(sa.distinct(t.jobs.c.batch_id))).where(
-        *unfinished, t.jobs.c.batch_id.is_not(None)).scalar_subquery()
-    return int(conn.execute(sa.select(single + batched)).scalar_one())
+    return int(conn.execute(_COUNT_UNFINISHED, {"tenant_id": tenant_id}).scalar_one())
 
 
 def count_unfinished_of_project(conn: Connection, tenant_id: str, project_id: str) -> int:
@@ -270,9 +392,9 @@ def block_node(conn: Connection, job_id: str, node_id: str) -> None:
 
 def log(conn: Connection, job_id: str, level: str, message: str, *, now: dt.datetime,
         task_id: str | None = None, node_id: str | None = None) -> None:
-    conn.execute(t.job_logs.insert().values(job_id=job_id, at=now, level=level,
-                                            message=message[:8000], task_id=task_id,
-                                            node_id=node_id))
+    conn.execute(_INSERT_LOG, {"job_id": job_id, "at": now, "level": level,
+                               "message": message[:8000], "task_id": task_id,
+                               "node_id": node_id})
 
 
 def logs(conn: Connection, job_id: str, level: str | None = None) -> list[LogLine]:

@@ -10,6 +10,7 @@ import secrets
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from framefarm.db import direct
 from framefarm.db import schema as t
 from framefarm.db.database import hash_secret, new_id
 from framefarm.queue.errors import Conflict, NotFound
@@ -91,11 +92,19 @@ def revoke_key(conn: Connection, key_id: str, *, now: dt.datetime) -> ApiKey:
     return get_key(conn, key_id)
 
 
+_CALLER = sa.select(t.api_keys.c.tenant_id, t.api_keys.c.admin).where(
+    t.api_keys.c.key_hash == sa.bindparam("key_hash"), t.api_keys.c.revoked_at.is_(None))
+
+
 def authenticate(conn: Connection, key: str) -> Caller | None:
-    row = conn.execute(sa.select(t.api_keys.c.tenant_id, t.api_keys.c.admin).where(
-        t.api_keys.c.key_hash == hash_secret(key), t.api_keys.c.revoked_at.is_(None),
-    )).first()
+    row = conn.execute(_CALLER, {"key_hash": hash_secret(key)}).first()
     return Caller(row.tenant_id, bool(row.admin)) if row else None
+
+
+async def caller(reader: direct.Reader, key: str) -> Caller | None:
+    """:func:`authenticate` from the event loop (db/direct.py)."""
+    found = await reader.rows(_CALLER, key_hash=hash_secret(key))
+    return Caller(found[0][0], bool(found[0][1])) if found else None
 
 
 def list_all(conn: Connection) -> list[Tenant]:
