@@ -1,7 +1,8 @@
 """One framefarm render in its own process (so its peak memory can be measured).
 
 Usage: python bench/ff_render.py DOCUMENT OUTPUT CHUNKS [FIRST-END]
-(FIRST-END: render only frames [FIRST, END), e.g. for profiling a part.)
+(CHUNKS: "auto" for the engine's default, or c1, c2, ... for that many; FIRST-END:
+render only frames [FIRST, END), e.g. for profiling a part.)
 Prints one JSON line: the render's own seconds (imports excluded) and peak RSS figures.
 """
 
@@ -15,7 +16,8 @@ from pathlib import Path
 
 
 def main() -> None:
-    document, output, chunks = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    document, output = Path(sys.argv[1]), Path(sys.argv[2])
+    chunks = None if sys.argv[3] == "auto" else int(sys.argv[3].lstrip("c"))
     from framefarm.engine import render  # imported before the clock starts
 
     began = time.perf_counter()

@@ -53,12 +53,12 @@ FONT = Path(framefarm.__file__).resolve().parent / "fonts" / "Inter-Bold.otf"
 MOVIEPY_REQ = "moviepy>=2,<3"
 
 # Order of a round; the slow ones run only in the first --repeat-slow rounds.
-CONTENDERS = ("framefarm", "framefarm-c2", "limit", "floor", "exact", "graph", "naive",
+CONTENDERS = ("framefarm", "framefarm-c1", "limit", "floor", "exact", "graph", "naive",
               "moviepy")
 SLOW = {"naive", "moviepy"}
 LABELS = {
-    "framefarm": "framefarm chunks=1",
-    "framefarm-c2": "framefarm chunks=2",
+    "framefarm": "framefarm (default)",
+    "framefarm-c1": "framefarm chunks=1",
     "limit": "limit: testsrc2 encode",
     "floor": "floor: encode own frames",
     "exact": "floor: exact frames",
@@ -354,7 +354,7 @@ def print_table(meta: dict[str, Any], results: dict[str, Any],
             verdict = "ok" if cpu <= targets[key] else "MISSED"
             note += f"   target (CPU) <= {targets[key]}: {verdict}"
         lines.append(f"{key:<26}{value:>10.2f}{note}")
-    for name in ("framefarm", "framefarm-c2"):
+    for name in ("framefarm", "framefarm-c1"):
         if name in results:
             mib = results[name]["peak_tree_mib"]
             lines.append(f"{'peak memory ' + name:<26}{mib:>10.0f} MiB   (Python + FFmpeg "
@@ -438,15 +438,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     commands: dict[str, Callable[[int], dict[str, Any]]] = {}
 
-    def framefarm_run(chunks: int) -> Callable[[int], dict[str, Any]]:
+    def framefarm_run(chunks: str) -> Callable[[int], dict[str, Any]]:
         def go(r: int) -> dict[str, Any]:
-            target = renders / f"framefarm-c{chunks}.mp4"
+            target = renders / f"framefarm-{chunks}.mp4"
             return run_measured([sys.executable, str(BENCH / "ff_render.py"), str(document),
-                                 str(target), str(chunks)], logs / f"framefarm-c{chunks}-{r}.log")
+                                 str(target), chunks], logs / f"framefarm-{chunks}-{r}.log")
         return go
 
-    commands["framefarm"] = framefarm_run(1)
-    commands["framefarm-c2"] = framefarm_run(2)
+    # The default (no --chunks: the engine chooses from the machine's cores) and one chunk.
+    commands["framefarm"] = framefarm_run("auto")
+    commands["framefarm-c1"] = framefarm_run("c1")
 
     # testsrc2 in the pixel format framefarm pipes (converted in the lavfi graph, untimed
     # work of the same order as the engine's own conversion).
@@ -463,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not raw.exists():  # decode framefarm's output once (not timed)
             print(f"  decoding framefarm's output to {raw.name} for the floor ...", flush=True)
             subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-i",
-                            str(renders / "framefarm-c1.mp4"), "-map", "0:v", "-f", "rawvideo",
+                            str(renders / "framefarm-auto.mp4"), "-map", "0:v", "-f", "rawvideo",
                             "-pix_fmt", pix_fmt, "-y", str(raw)], check=True)
             per_frame = width * height * (3 if pix_fmt == "rgb24" else 1.5)
             if raw.stat().st_size != per_frame * frames:
@@ -537,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if frames_file.exists() and not args.keep:
             frames_file.unlink()
     outputs = {}
-    for name, path in (("framefarm", "framefarm-c1.mp4"), ("framefarm-c2", "framefarm-c2.mp4"),
+    for name, path in (("framefarm", "framefarm-auto.mp4"), ("framefarm-c1", "framefarm-c1.mp4"),
                        ("limit", "limit.mp4"), ("floor", "floor.mp4"), ("exact", "exact.mp4"),
                        ("graph", "graph.mp4"),
                        ("naive", "naive.mp4"),
@@ -567,7 +568,7 @@ def _save(out: Path, tag: str, meta: dict[str, Any], runs: dict[str, list[dict[s
         "framefarm / moviepy": ("framefarm", "moviepy"),
         "framefarm / graph": ("framefarm", "graph"),
         "framefarm / naive": ("framefarm", "naive"),
-        "chunks2 / chunks1": ("framefarm-c2", "framefarm"),
+        "default / chunks=1": ("framefarm", "framefarm-c1"),
         "floor / limit": ("floor", "limit"),
         "exact floor / floor": ("exact", "floor"),
     }

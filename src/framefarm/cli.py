@@ -126,8 +126,9 @@ def render(
     data: DataOpt = None,
     frames: Annotated[str | None, typer.Option(help="only frames START-END (end exclusive)")]
     = None,
-    chunks: Annotated[int | None, typer.Option(help="render N frame ranges in parallel, then "
-                                               "join them")] = None,
+    chunks: Annotated[int | None, typer.Option(
+        help="render N frame ranges in parallel, then join them (default: the "
+        "document's output.chunks, else two on two or more cores for 8 s or more)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
     captions: Annotated[Path | None, typer.Option(
         "--captions", help="also write the captions made from spoken voice-overs to this "

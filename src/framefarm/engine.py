@@ -282,6 +282,22 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+# A render of this many seconds or more is split in two by default (see auto_chunks).
+AUTO_CHUNK_SECONDS = 4.0
+
+
+def auto_chunks(frames: int, fps: int) -> int:
+    """How many ranges a render splits into when its document does not say: two when the
+    machine has two cores or more and each range would last at least
+    ``AUTO_CHUNK_SECONDS``, else one. Two single-threaded encoders, each fed by its own
+    compositor thread, keep two cores busier than one frame-threaded encoder fed by one
+    compositor (bench/run.py measures both); more chunks than two buy little more and
+    each costs an encoder's memory."""
+    if cores() < 2 or frames < 2 * AUTO_CHUNK_SECONDS * fps:
+        return 1
+    return 2
+
+
 def render(
     document: Path | Mapping[str, Any] | Timeline,
     output: Path | str,
@@ -301,7 +317,8 @@ def render(
 ) -> RenderResult:
     """Render a document (a path, a dict, or a built Timeline) to ``output``; with
     ``captions``, also write the captions made from its spoken voice-overs there (``.srt``
-    or ``.vtt``), timed like the output (its frame range).
+    or ``.vtt``), timed like the output (its frame range). ``chunks`` (else the document's
+    ``output.chunks``, else :func:`auto_chunks`) frame ranges are rendered in parallel.
 
     The output appears only when complete and verified; on any error nothing is left there.
     """
@@ -331,8 +348,9 @@ def render(
     count = end - start
     tracker = _Tracker(count, on_progress)
     tracker.report("prepare", force=True)
+    wanted = tl.output.chunks or auto_chunks(count, tl.fps)
     ranges = [(start + a, start + b) for a, b in chunking.split(
-        count, 1 if spec.single_chunk else tl.output.chunks)]
+        count, 1 if spec.single_chunk else wanted)]
     workers = min(len(ranges), cores())
     threads = max(1, cores() // workers) if len(ranges) > 1 else None
     cancel = cancel or threading.Event()

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from framefarm import chunks
+from framefarm import chunks, engine
 
 # -- split -------------------------------------------------------------------------------------
 
@@ -141,3 +141,10 @@ def test_plan_per_node_overrides_the_two_per_node_of_small_farms() -> None:
     # Still never shorter than the shortest worthwhile chunk.
     assert chunks.plan(150, 30, nodes=8, min_chunk_seconds=2.0,
                        per_node=1) == [(0, 75), (75, 150)]
+
+
+def test_a_render_that_names_no_chunks_is_split_in_two_on_two_cores() -> None:
+    two = 2 if engine.cores() >= 2 else 1
+    assert engine.auto_chunks(240, 30) == two  # 8 s: two ranges of 4 s
+    assert engine.auto_chunks(239, 30) == 1  # shorter: one range
+    assert engine.auto_chunks(480, 60) == two

@@ -172,7 +172,7 @@ def check_limits(doc: models.Document, limits: Limits) -> None:
         problems.append(f"output: {width}x{height} has more than {limits.max_pixels} pixels")
     if doc.output.fps > limits.max_fps:
         problems.append(f"output.fps: {doc.output.fps} is above the limit {limits.max_fps}")
-    if doc.output.chunks > limits.max_chunks:
+    if doc.output.chunks is not None and doc.output.chunks > limits.max_chunks:
         problems.append(f"output.chunks: {doc.output.chunks} is above {limits.max_chunks}")
     if len(doc.scenes) > limits.max_scenes:
         problems.append(f"scenes: {len(doc.scenes)} scenes, the limit is {limits.max_scenes}")

@@ -85,7 +85,9 @@ class Output(Strict):
     format: Format = "mp4"
     quality: Quality = "high"
     background: Color = "#000000"
-    chunks: int = Field(1, ge=1, description="frame ranges rendered in parallel, then joined")
+    chunks: int | None = Field(None, ge=1, description=(
+        "frame ranges rendered in parallel, then joined; default: two on a machine with two "
+        "or more cores when each would last at least 4 s, else one"))
 
     _bg = field_validator("background")(_check_color)
 
