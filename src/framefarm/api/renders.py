@@ -4,6 +4,7 @@ answer 404, never 403."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,7 @@ from framefarm import webhooks
 from framefarm.api import deps, models
 from framefarm.api.deps import API_KEY, AppDep, Credentials, TenantDep, file_responses, send
 from framefarm.api.errors import TENANT_RESPONSES, ApiError
+from framefarm.api.events import JobWatcher
 from framefarm.application import Application, views
 from framefarm.application.renders import JobView, SnapshotRequest
 from framefarm.queue.states import FINISHED_JOB, JobState
@@ -171,34 +173,46 @@ _QUEUED: dict[int | str, Any] = {202: {
 
 @router.post("/snapshots", response_model=None,
              responses={**file_responses("image/png", "image/jpeg"), **_QUEUED})
-async def snapshot(body: models.SnapshotIn, caller: TenantDep, app: AppDep) -> Response:
+async def snapshot(body: models.SnapshotIn, caller: TenantDep, app: AppDep,
+                   request: Request) -> Response:
     """One frame as PNG or JPEG. Frames already rendered come from the cache at once;
     others are rendered by a node (waiting up to ``wait`` seconds, else 202 with a job)."""
     if sum(x is not None for x in (body.frame, body.at, body.scene)) > 1:
         raise ApiError(422, "invalid_request", "give only one of frame, at, scene")
-    request: SnapshotRequest = await run_in_threadpool(
+    asked: SnapshotRequest = await run_in_threadpool(
         app.renders.prepare_snapshot, caller.tenant_id, document=body.document,
         project_id=body.project_id, template_id=body.template_id, data=body.data,
         frame=body.frame, at=body.at, scene=body.scene, image_format=body.format)
-    headers = {"X-Frame": str(request.frame)}
-    if await run_in_threadpool(app.renders.cached, request.cache_key):
+    headers = {"X-Frame": str(asked.frame)}
+    if await run_in_threadpool(app.renders.cached, asked.cache_key):
         headers["X-Cache"] = "hit"
-        response = send(app.renders.snapshot_file(request.cache_key, body.format))
+        response = send(app.renders.snapshot_file(asked.cache_key, body.format))
         response.headers.update(headers)
         return response
-    job = await run_in_threadpool(app.renders.queue_snapshot, caller.tenant_id, request)
+    job = await run_in_threadpool(app.renders.queue_snapshot, caller.tenant_id, asked)
+    # Woken by the job's changes, as live events are, rather than reading it every few
+    # milliseconds; read at once first (the node may have finished already), and at least
+    # once a second (a change announced while the database connection was lost).
+    watcher: JobWatcher = request.app.state.watcher
+    changed = watcher.subscribe(job.id)
     deadline = time.monotonic() + body.wait
-    while time.monotonic() < deadline:
-        row = await run_in_threadpool(app.renders.job, caller.tenant_id, job.id)
-        if row.state in FINISHED_JOB:
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), min(left, 1.0))
+            changed.clear()
+            row = await run_in_threadpool(app.renders.job, caller.tenant_id, job.id)
+            if row.state not in FINISHED_JOB:
+                continue
             if row.state != JobState.SUCCEEDED:
                 raise ApiError(422 if row.failed_step else 500, "snapshot_failed",
                                row.error or f"snapshot {row.state}")
             headers.update({"X-Cache": "miss", "X-Job": job.id})
-            response = send(app.renders.snapshot_file(request.cache_key, body.format))
+            response = send(app.renders.snapshot_file(asked.cache_key, body.format))
             response.headers.update(headers)
             return response
-        await asyncio.sleep(0.05)
+    finally:
+        watcher.unsubscribe(job.id, changed)
     return Response(status_code=202, media_type="application/json",
                     content=f'{{"job_id": "{job.id}"}}', headers=headers)
 
