@@ -69,7 +69,7 @@ def list_renders(
 
 
 async def _keyed_job(request: Request, job_id: str) -> dict[str, Any]:
-    """The job's answer for the request's key: the key and the job read in one statement
+    """The job's answer for the request's key: the key with the job, then its tasks, read
     from the event loop (the most polled route: no thread-pool trip)."""
     app = await deps.application(request)
     view = await app.renders.view_for_key(deps.bearer(request), job_id)

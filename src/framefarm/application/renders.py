@@ -361,7 +361,7 @@ class Renders:
             return jobs.get(conn, job_id, tenant_id)
 
     def view(self, job: Job) -> JobView:
-        """The job's view as it is now (read again, in one statement)."""
+        """The job's view as it is now (read again, in two statements)."""
         return self.get(None, job.id)
 
     def views(self, rows: Sequence[Job]) -> list[JobView]:
@@ -386,14 +386,14 @@ class Renders:
         return JobView(job, summary, viewed.export, viewed.usage)
 
     def get(self, tenant_id: str | None, job_id: str) -> JobView:
-        """One job's view, read in one statement (the answer of most job routes, of every
+        """One job's view, read in two statements (the answer of most job routes, of every
         live event and webhook)."""
         with self.ctx.db.read() as conn:
             return self._view(jobs.viewed(conn, job_id, tenant_id))
 
     async def view_for_key(self, key: str, job_id: str) -> JobView | None:
         """The job's view for the caller of API key ``key``, from the event loop: the key
-        checked and the view read in one statement (db/direct.py), no thread-pool trip.
+        checked with the job, then its tasks read (db/direct.py), no thread-pool trip.
         None: an unknown or revoked key; NotFound: not that tenant's job (or none)."""
         found = await jobs.keyed(self.ctx.db.direct, key, job_id)
         if found.caller is None:

@@ -89,68 +89,67 @@ def _fields(record: type[Any]) -> list[str]:
 
 
 _JOB, _EXPORT, _USAGE = _fields(Job), _fields(Export), _fields(JobUsage)
-_TASK = _fields(states.TaskView)
-_AT_TASK = len(_JOB)
-_AT_EXPORT = _AT_TASK + len(_TASK)
+_AT_EXPORT = len(_JOB)
 _AT_USAGE = _AT_EXPORT + len(_EXPORT)
-# A job, its tasks (a row each, in order), its export and its credits in one statement.
-_VIEW_COLUMNS = (*(t.jobs.c[n] for n in _JOB), *(t.tasks.c[n] for n in _TASK),
-                 *(t.exports.c[n] for n in _EXPORT), *(t.job_usage.c[n] for n in _USAGE))
+# A job with its export and its credits (one row: both are one per job), then its tasks'
+# progress in a statement of their own: joined, every task row would carry the job's
+# document, options and assets again (a long document on a job of 200 chunks: 200 copies).
+_VIEW_COLUMNS = (*(t.jobs.c[n] for n in _JOB), *(t.exports.c[n] for n in _EXPORT),
+                 *(t.job_usage.c[n] for n in _USAGE))
 
 
 def _with_parts(joined: sa.FromClause) -> sa.FromClause:
-    return (joined.outerjoin(t.tasks, t.tasks.c.job_id == t.jobs.c.id)
-            .outerjoin(t.exports, t.exports.c.job_id == t.jobs.c.id)
+    return (joined.outerjoin(t.exports, t.exports.c.job_id == t.jobs.c.id)
             .outerjoin(t.job_usage, t.job_usage.c.job_id == t.jobs.c.id))
 
 
 _VIEW = (sa.select(*_VIEW_COLUMNS).select_from(_with_parts(t.jobs))
-         .where(t.jobs.c.id == sa.bindparam("job_id")).order_by(t.tasks.c.idx))
+         .where(t.jobs.c.id == sa.bindparam("job_id")))
 _VIEW_OF = _VIEW.where(t.jobs.c.tenant_id == sa.bindparam("tenant_id"))
+_TASK_VIEWS = (sa.select(*(t.tasks.c[n] for n in _fields(states.TaskView)))
+               .where(t.tasks.c.job_id == sa.bindparam("job_id")).order_by(t.tasks.c.idx))
 # The key, left-joined to its tenant's job (none: another tenant's or no such job) and its
-# parts: what GET /v1/renders/{id} needs, run from the event loop (db/direct.py).
+# export and credits: with _TASK_VIEWS, what GET /v1/renders/{id} needs, run from the event
+# loop (db/direct.py).
 _KEYED_VIEW = (
     sa.select(t.api_keys.c.tenant_id, t.api_keys.c.admin, *_VIEW_COLUMNS)
     .select_from(_with_parts(t.api_keys.outerjoin(t.jobs, sa.and_(
         t.jobs.c.id == sa.bindparam("job_id"), t.jobs.c.tenant_id == t.api_keys.c.tenant_id))))
     .where(t.api_keys.c.key_hash == sa.bindparam("key_hash"),
-           t.api_keys.c.revoked_at.is_(None))
-    .order_by(t.tasks.c.idx))
+           t.api_keys.c.revoked_at.is_(None)))
 
 
-def _viewed(found: Sequence[Sequence[Any]]) -> Viewed:
-    first = found[0]
-    job = Job(**dict(zip(_JOB, first[:_AT_TASK], strict=True)))
-    tasks = [states.TaskView(*r[_AT_TASK:_AT_EXPORT]) for r in found
-             if r[_AT_TASK] is not None]
-    export = (Export(**dict(zip(_EXPORT, first[_AT_EXPORT:_AT_USAGE], strict=True)))
-              if first[_AT_EXPORT] is not None else None)
-    usage = (JobUsage(**dict(zip(_USAGE, first[_AT_USAGE:], strict=True)))
-             if first[_AT_USAGE] is not None else None)
-    return Viewed(job, tasks, export, usage)
+def _viewed(row: Sequence[Any], tasks: Sequence[Sequence[Any]]) -> Viewed:
+    job = Job(**dict(zip(_JOB, row[:_AT_EXPORT], strict=True)))
+    export = (Export(**dict(zip(_EXPORT, row[_AT_EXPORT:_AT_USAGE], strict=True)))
+              if row[_AT_EXPORT] is not None else None)
+    usage = (JobUsage(**dict(zip(_USAGE, row[_AT_USAGE:], strict=True)))
+             if row[_AT_USAGE] is not None else None)
+    return Viewed(job, [states.TaskView(*task) for task in tasks], export, usage)
 
 
 def viewed(conn: Connection, job_id: str, tenant_id: str | None = None) -> Viewed:
-    """A job with its parts, in one statement; ``tenant_id`` None is for nodes and admins."""
+    """A job with its parts, in two statements; ``tenant_id`` None is for nodes and admins."""
     if tenant_id is None:
-        found = conn.execute(_VIEW, {"job_id": job_id}).all()
+        row = conn.execute(_VIEW, {"job_id": job_id}).first()
     else:
-        found = conn.execute(_VIEW_OF, {"job_id": job_id, "tenant_id": tenant_id}).all()
-    if not found:
+        row = conn.execute(_VIEW_OF, {"job_id": job_id, "tenant_id": tenant_id}).first()
+    if row is None:
         raise NotFound(f"no job {job_id}")
-    return _viewed(found)
+    return _viewed(row, conn.execute(_TASK_VIEWS, {"job_id": job_id}).all())
 
 
 async def keyed(reader: direct.Reader, key: str, job_id: str) -> KeyedJob:
     """The caller of API key ``key`` and, when it is theirs, job ``job_id`` with its
-    parts; one statement (a revoked key is refused from its revocation's commit on)."""
+    parts; two statements (a revoked key is refused from its revocation's commit on)."""
     found = await reader.rows(_KEYED_VIEW, key_hash=hash_secret(key), job_id=job_id)
     if not found:
         return KeyedJob(None)
     caller = Caller(found[0][0], bool(found[0][1]))
     if found[0][2] is None:
         return KeyedJob(caller)
-    return KeyedJob(caller, _viewed([row[2:] for row in found]))
+    tasks = await reader.rows(_TASK_VIEWS, job_id=job_id)
+    return KeyedJob(caller, _viewed(found[0][2:], tasks))
 
 
 def by_idempotency_key(conn: Connection, tenant_id: str, key: str) -> Job | None:
