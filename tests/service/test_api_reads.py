@@ -1,5 +1,5 @@
-"""The API's hot reads: a render read from the event loop (its key and its view in one
-statement on the driver) answers exactly what the service's own read and the route's model
+"""The API's hot reads: a render read from the event loop (its key with the job, then its
+tasks, on the driver) answers exactly what the service's own read and the route's model
 say; keys are checked on every request, never trusted from a cache; list pages take the
 same number of statements whatever their length."""
 
@@ -127,12 +127,18 @@ _ADMIN_LISTS = {"nodes": "/v1/admin/nodes", "tenants": "/v1/admin/tenants"}
 
 
 def _counts(farm: Farm, key: str, paths: dict[str, str]) -> dict[str, int]:
+    """The statements each path's request runs. The service's upkeep (leases, webhooks)
+    runs on the same engine every second or two and can land inside a request's count:
+    it only ever adds, so the fewest of three tries is the request's own."""
     counts = {}
     for name, path in paths.items():
-        with counting(farm) as found:
-            answer = farm.client.get(path, headers=bearer(key))
-        assert answer.status_code == 200, (path, answer.text)
-        counts[name] = len(found)
+        tries = []
+        for _ in range(3):
+            with counting(farm) as found:
+                answer = farm.client.get(path, headers=bearer(key))
+            assert answer.status_code == 200, (path, answer.text)
+            tries.append(len(found))
+        counts[name] = min(tries)
     return counts
 
 
