@@ -168,8 +168,12 @@ class PostgresReader:
     async def open(self) -> None:
         from psycopg_pool import AsyncConnectionPool  # only where PostgreSQL is used
 
+        # Each connection is checked as it is handed out (as the sync engine's pre-ping
+        # does): after a PostgreSQL restart the pool's connections are dead, and a request
+        # must get a new one, not an error.
         pool = AsyncConnectionPool(self._dsn, min_size=1, max_size=self._size, open=False,
-                                   kwargs={"autocommit": True}, name="framefarm-direct")
+                                   kwargs={"autocommit": True}, name="framefarm-direct",
+                                   check=AsyncConnectionPool.check_connection)
         await pool.open()
         self._pool, self._loop = pool, asyncio.get_running_loop()
 
