@@ -25,13 +25,10 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +39,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from events import ADMIN_URL, _admin_key, serving
+
+from service import api_process, free_port
 
 DOCUMENT = {"output": {"size": "360p", "quality": "draft"},
             "scenes": [{"duration": 1, "layers": [{"type": "text", "text": "api"}]}]}
@@ -90,36 +89,12 @@ def processes(data: Path, env: dict[str, str], count: int) -> Iterator[tuple[str
                           check=True, capture_output=True, text=True).stdout
     key = next(line.removeprefix("api key ").strip() for line in made.splitlines()
                if line.startswith("api key "))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    log = (data / "uvicorn.log").open("w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "framefarm.api.asgi:create",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", str(count),
-         "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT, env=full,
-        start_new_session=True)
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"uvicorn did not start:\n{log.read()}")
-            time.sleep(0.2)
+    with api_process([sys.executable, "-m", "uvicorn", "--factory", "framefarm.api.asgi:create",
+                      "--host", "127.0.0.1", "--port", str(port), "--workers", str(count),
+                      "--log-level", "warning"], base, data / "uvicorn.log", full):
         yield base, key
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 @contextmanager

@@ -18,12 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import queue
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,57 +32,32 @@ from pathlib import Path
 import httpx
 import psycopg
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from service import admin_key, api_process, free_port
+
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET_P99_MS = 50.0
 DOCUMENT = {"output": {"size": "360p", "quality": "draft"},
             "scenes": [{"duration": 600, "layers": [{"type": "text", "text": "events"}]}]}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serving(data: Path, env: dict[str, str]) -> Iterator[str]:
     """A `framefarm serve` with no local nodes; yields its base URL once it is ready."""
-    port = _free_port()
-    log = (data / f"serve-{port}.log").open("w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "framefarm", "serve", "--port", str(port), "--workers", "0",
-         "--data-dir", str(data)], stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True, env={**os.environ, **env})
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"serve did not start:\n{log.read()}")
-            time.sleep(0.2)
+    with api_process([sys.executable, "-m", "framefarm", "serve", "--port", str(port),
+                      "--workers", "0", "--data-dir", str(data)], base,
+                     data / f"serve-{port}.log", env):
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 def _admin_key(data: Path) -> str:
-    for log in sorted(data.glob("serve-*.log")):
-        lines = log.read_text().splitlines()
-        for i, line in enumerate(lines):
-            if "shown once" in line and i + 1 < len(lines):
-                return lines[i + 1].strip()
-    raise RuntimeError("no admin key in the serve log")
+    """The admin key, from the log of whichever replica made it (the first to start)."""
+    for log in data.glob("serve-*.log"):
+        if "shown once" in log.read_text():
+            return admin_key(log)
+    raise RuntimeError("no admin key in the serve logs")
 
 
 def _follow(base: str, key: str, job_id: str, out: queue.Queue[tuple[float, int]],

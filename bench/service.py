@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 
@@ -48,10 +48,49 @@ from framefarm.ffmpeg import runner
 OUT = Path(__file__).resolve().parent / "out"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def api_process(command: list[str], base: str, log_path: Path,
+                env: dict[str, str] | None = None) -> Iterator[TextIO]:
+    """Run an API server ``command`` in a session of its own, its output in ``log_path``;
+    yield that log once ``base``/readyz answers 200, and stop the whole session after."""
+    log = log_path.open("w+")
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True, env={**os.environ, **(env or {})})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"{command[2:4]} did not start:\n{log.read()}")
+            time.sleep(0.2)
+        yield log
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def admin_key(log: Path) -> str:
+    """The admin key a first `framefarm serve` prints, from its log."""
+    lines = log.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if "shown once" in line and i + 1 < len(lines):
+            return lines[i + 1].strip()
+    raise RuntimeError(f"no admin key in {log}")
 
 
 @contextmanager
@@ -60,51 +99,26 @@ def serving(workers: int, env: dict[str, str] | None = None,
     """A `framefarm serve` subprocess: yields (base URL, admin key). ``pinned``: instead
     of serve's own nodes, that many `framefarm worker` processes, node i on CPU i."""
     data = Path(tempfile.mkdtemp(prefix="ff-bench-serve-"))
-    port = _free_port()
-    log = (data / "serve.log").open("w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "framefarm", "serve", "--port", str(port), "--workers",
-         str(workers), "--data-dir", str(data)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "FRAMEFARM_MAX_CONCURRENT_JOBS": "100000", **(env or {})})
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    nodes: list[subprocess.Popen[bytes]] = []
-    try:
-        key = None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and key is None:
-            time.sleep(0.2)
-            text = (data / "serve.log").read_text()
-            lines = text.splitlines()
-            for i, line in enumerate(lines):
-                if "shown once" in line and i + 1 < len(lines):
-                    key = lines[i + 1].strip()
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        if key is None:
-            raise RuntimeError(f"serve did not start:\n{(data / 'serve.log').read_text()}")
+    command = [sys.executable, "-m", "framefarm", "serve", "--port", str(port), "--workers",
+               str(workers), "--data-dir", str(data)]
+    with api_process(command, base, data / "serve.log",
+                     {"FRAMEFARM_MAX_CONCURRENT_JOBS": "100000", **(env or {})}) as log:
+        key = admin_key(data / "serve.log")
         token = (data / "enrolment.token").read_text().strip()
         nodes = [subprocess.Popen(
             [sys.executable, "-m", "framefarm", "worker", "--server", base, "--token", token,
              "--name", f"pinned-{cpu}", "--workdir", str(data / f"node{cpu}"), "--cpus",
              str(cpu), "--poll-seconds", "0.1"], stdout=log, stderr=subprocess.STDOUT)
             for cpu in range(pinned)]
-        if workers or pinned:
-            _wait_nodes(base, key, workers or pinned)
-        yield base, key
-    finally:
-        for node in nodes:
-            node.kill()
-        os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+            if workers or pinned:
+                _wait_nodes(base, key, workers or pinned)
+            yield base, key
+        finally:
+            for node in nodes:
+                node.kill()
 
 
 def _wait_nodes(base: str, key: str, count: int) -> None:

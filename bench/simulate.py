@@ -3,22 +3,22 @@
     python bench/simulate.py --fps-per-node 16.5 --audio 3.2 --assemble-per-minute 1.1
 
 The farm splits a render into chunks with the same rule as the service
-(``chunks.plan``: chunks of at least ``min_chunk_seconds``, about two per node
-for few nodes), runs the audio mix as one more task, and the assemble task after all of
-them. Each node takes the next task as soon as it is free (greedy list scheduling, as the
-queue's claim does). A task costs a fixed start-up (claim, input download, compositor
-warm-up) plus its frames at the node's measured speed, plus its upload; assembly is a
-stream copy whose cost grows with the video's length, on one node.
+(``chunks.plan``: chunks of at least ``min_chunk_seconds``, about two per node for few
+nodes, one node fewer beyond four for the audio mix), runs the audio mix as one more
+task, claimed first, and the assemble task after all of them. Each node takes the next
+task as soon as it is free (greedy list scheduling, as the queue's claim does). A task
+costs a fixed start-up (claim, input download, compositor warm-up) plus its frames at the
+node's measured speed, plus its upload; assembly is a stream copy whose cost grows with
+the video's length, on one node.
 
 What limits the speed-up, from the model: the number of chunks (never more than the
 video's length / min_chunk_seconds), the serial assemble and audio tasks, and the per-task
 start-up and upload, which grow with the number of chunks.
 
-``--audio-first`` models a lever the farm does not have yet: the audio task claimed
-first, on a node of its own (one chunk fewer is planned once there are more than four
-nodes), so the mix runs beside the chunks instead of after one of them. Run it with a
-smaller ``--startup`` and ``--assemble-per-minute`` to see what prefetched inputs and
-parts joined as they arrive would buy.
+``--audio-last`` models the farm before the audio mix was claimed first: the mix after
+the last chunk, a chunk for every node. Run with a smaller ``--startup`` and
+``--assemble-per-minute`` to see what prefetched inputs and parts joined as they arrive
+would buy.
 """
 
 from __future__ import annotations
@@ -31,19 +31,26 @@ from framefarm import chunks
 
 def simulate(*, frames: int, fps: int, nodes: int, fps_per_node: float, startup: float,
              upload_per_chunk: float, audio: float, assemble: float,
-             min_chunk_seconds: float, audio_first: bool = False) -> float:
-    planned = nodes - 1 if audio_first and nodes > 4 else nodes
-    plan = chunks.plan(frames, fps, nodes=planned, min_chunk_seconds=min_chunk_seconds)
+             min_chunk_seconds: float, audio_last: bool = False) -> float:
+    plan = planned(frames, fps, nodes, min_chunk_seconds, audio_last)
     work = [startup + (end - start) / fps_per_node + upload_per_chunk for start, end in plan]
-    work.insert(0 if audio_first else len(work), startup + audio)
+    work.insert(len(work) if audio_last else 0, startup + audio)
     free = [0.0] * nodes  # when each node is next free
     heapq.heapify(free)
     finished = 0.0
-    for cost in work:  # in claim order: chunks by index, the audio last (or first)
+    for cost in work:  # in claim order: the audio first (or last), chunks by index
         start = heapq.heappop(free)
         heapq.heappush(free, start + cost)
         finished = max(finished, start + cost)
     return finished + startup + assemble
+
+
+def planned(frames: int, fps: int, nodes: int, min_chunk_seconds: float,
+            audio_last: bool) -> list[tuple[int, int]]:
+    """The chunks the service plans (renders.py), or a chunk for every node with
+    ``audio_last``."""
+    return chunks.plan(frames, fps, nodes=nodes, min_chunk_seconds=min_chunk_seconds,
+                       beside=0 if audio_last else 1)
 
 
 def main() -> int:
@@ -61,8 +68,8 @@ def main() -> int:
                         help="assemble seconds per minute of video (stream copy)")
     parser.add_argument("--min-chunk-seconds", type=float, default=2.0)
     parser.add_argument("--nodes", default="1,2,4,16,64")
-    parser.add_argument("--audio-first", action="store_true",
-                        help="model the audio task claimed first on a node of its own")
+    parser.add_argument("--audio-last", action="store_true",
+                        help="model the audio task claimed after the chunks (the old order)")
     args = parser.parse_args()
     frames = round(args.seconds * args.fps)
     assemble = args.assemble_per_minute * args.seconds / 60
@@ -76,11 +83,9 @@ def main() -> int:
                         startup=args.startup, upload_per_chunk=args.upload_per_chunk,
                         audio=args.audio, assemble=assemble,
                         min_chunk_seconds=args.min_chunk_seconds,
-                        audio_first=args.audio_first)
+                        audio_last=args.audio_last)
         base = base or wall * counts[0]  # the first count's wall, per node
-        planned = n - 1 if args.audio_first and n > 4 else n
-        count = len(chunks.plan(frames, args.fps, nodes=planned,
-                                min_chunk_seconds=args.min_chunk_seconds))
+        count = len(planned(frames, args.fps, n, args.min_chunk_seconds, args.audio_last))
         speedup = base / wall
         print(f"{n:>6} {count:>7} {wall:>8.1f} {speedup:>8.2f}x {speedup / n:>10.0%}")
     return 0

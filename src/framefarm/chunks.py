@@ -24,13 +24,18 @@ def split(total: int, count: int) -> list[tuple[int, int]]:
 
 
 def plan(total_frames: int, fps: int, *, nodes: int, min_chunk_seconds: float,
-         max_chunks: int = 64, per_node: int | None = None) -> list[tuple[int, int]]:
+         max_chunks: int = 64, per_node: int | None = None,
+         beside: int = 0) -> list[tuple[int, int]]:
     """The farm's render chunks: each at least ``min_chunk_seconds`` (to the nearest frame)
     unless the video is shorter, about one per node, and two per node when there are at
     most four, so one slow node does not hold the job up (``per_node`` says otherwise);
-    never more than ``max_chunks``."""
+    never more than ``max_chunks``. ``beside`` tasks (the audio mix) are claimed before
+    the chunks, each taking a node: at one chunk per node, that many fewer are planned,
+    so every chunk starts at once."""
     min_frames = max(1, round(min_chunk_seconds * fps))
     longest = max(1, total_frames // min_frames)  # the most chunks that are long enough
     if per_node is None:
         per_node = 2 if nodes <= 4 else 1
+    if per_node == 1:
+        nodes -= beside
     return split(total_frames, max(1, min(longest, max_chunks, max(1, nodes) * per_node)))

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import imageio_ffmpeg
 import pytest
 
 from support.documents import FPS, long_doc
@@ -53,9 +54,10 @@ def test_a_node_killed_mid_chunk_is_requeued_and_the_video_is_frame_exact(
     messages = server.messages(job_id)
     assert not any("failed" in m for m in messages), messages  # no retry spent
     assert sorted(m for m in messages if m.endswith(" done")) == [
-        "assemble 2 done", "audio 1 done", "render 0 done"], messages
+        "assemble 2 done", "audio 0 done", "render 1 done"], messages
     nodes = server.nodes()
-    assert nodes["first"]["crashes"] == 1 and nodes["first"]["tasks_done"] == 0
+    # first had mixed the audio (claimed first) before the chunk it died in.
+    assert nodes["first"]["crashes"] == 1 and nodes["first"]["tasks_done"] == 1
 
     video = server.download(job, tmp_path / "farm.mp4")
     check_video(video, total)
@@ -132,15 +134,19 @@ def test_a_hung_render_is_stopped_counted_as_a_failure_and_rerun_elsewhere(
     server = servers(tmp_path / "data", lease_seconds=10, heartbeat_seconds=0.5,
                      min_chunk_seconds=1, node_block_failures=1, max_attempts=3,
                      retry_backoff_seconds=0.2).start()
-    hung_ffmpeg = write_fake_ffmpeg(tmp_path / "hung-ffmpeg", "exec sleep 600")
+    # Only the video encoder hangs: the audio mix, claimed first, runs the real FFmpeg.
+    real = imageio_ffmpeg.get_ffmpeg_exe()
+    hung_ffmpeg = write_fake_ffmpeg(tmp_path / "hung-ffmpeg",
+                                    f'case "$*" in *libx264*) exec sleep 600;; esac\n'
+                                    f'exec {real} "$@"')
     server.worker("healthy")
     hung = server.worker("hung", "--hang-seconds", "3", FRAMEFARM_FFMPEG=str(hung_ffmpeg))
     server.wait_nodes("healthy", "hung")
-    server.set_draining("healthy", True)  # the hung node takes the first chunk
+    server.set_draining("healthy", True)  # the hung node takes the audio, then a chunk
     job_id = server.submit(long_doc(3, shapes=4))
 
     def hung_claim() -> list[str]:
-        return [m for m in server.messages(job_id) if m.startswith("render 0 ")
+        return [m for m in server.messages(job_id) if m.startswith("render 1 ")
                 and m.endswith("claimed")]
 
     wait_for(hung_claim, timeout=30, interval=0.05, what="the hung node's claim")
@@ -153,7 +159,7 @@ def test_a_hung_render_is_stopped_counted_as_a_failure_and_rerun_elsewhere(
 
     failed = wait_for(failure, timeout=30, interval=0.05, what="the hang to be reported")
     to_failure = time.monotonic() - claimed
-    assert len(failed) == 1 and failed[0].startswith("render 0 failed"), failed
+    assert len(failed) == 1 and failed[0].startswith("render 1 failed"), failed
     assert "no progress for 3 s" in failed[0], failed
     # The sleeping stand-in was stopped, not left behind.
     wait_for(lambda: not set(sleeping) & set(children(hung.pid)), timeout=10,
@@ -162,10 +168,13 @@ def test_a_hung_render_is_stopped_counted_as_a_failure_and_rerun_elsewhere(
     job = server.wait_job(job_id)
     assert job["state"] == "succeeded", (job, server.messages(job_id))
     nodes = server.nodes()
-    assert (nodes["hung"]["tasks_failed"], nodes["hung"]["tasks_done"]) == (1, 0)
+    # hung mixed the audio (its real FFmpeg), then hung on the chunk.
+    assert (nodes["hung"]["tasks_failed"], nodes["hung"]["tasks_done"]) == (1, 1)
     assert "no progress for 3 s" in (nodes["hung"]["last_error"] or "")
-    done = [line for line in server.logs(job_id) if line["message"].endswith(" done")]
-    assert {line["node_id"] for line in done} == {nodes["healthy"]["id"]}, done
+    done = {line["message"]: line["node_id"] for line in server.logs(job_id)
+            if line["message"].endswith(" done")}
+    assert done.pop("audio 0 done") == nodes["hung"]["id"], done
+    assert set(done.values()) == {nodes["healthy"]["id"]}, done
     assert "no progress for 3 s" in hung.text(), hung.tail()
     video = server.download(job, tmp_path / "out.mp4")
     check_video(video, job["frames"]["total"])
@@ -186,7 +195,7 @@ def test_a_hung_audio_task_is_stopped_too(servers: Callable[..., Server],
     server.worker("healthy")
     hung = server.worker("hung", "--hang-seconds", "3", FRAMEFARM_FFMPEG=str(hung_ffmpeg))
     server.wait_nodes("healthy", "hung")
-    server.set_draining("hung", True)  # healthy takes the only chunk, hung the audio
+    server.set_draining("healthy", True)  # hung takes the audio (claimed first)
     job_id = server.submit(long_doc(8, shapes=8))
 
     def claimed(what: str) -> list[dict[str, object]]:
@@ -194,16 +203,15 @@ def test_a_hung_audio_task_is_stopped_too(servers: Callable[..., Server],
                 if str(line["message"]).startswith(what) and
                 str(line["message"]).endswith("claimed")]
 
-    wait_for(lambda: claimed("render 0 "), timeout=30, interval=0.05, what="the chunk")
-    server.set_draining("hung", False)
-    audio = wait_for(lambda: claimed("audio 1 "), timeout=30, interval=0.05,
+    audio = wait_for(lambda: claimed("audio 0 "), timeout=30, interval=0.05,
                      what="the audio task")
+    server.set_draining("healthy", False)  # healthy takes the only chunk
     assert audio[0]["node_id"] == server.nodes()["hung"]["id"], "hung should take the audio"
     started = time.monotonic()
     wait_for(lambda: children(hung.pid), timeout=10, what="the fake FFmpeg")
     try:
         failed = wait_for(
-            lambda: [m for m in server.messages(job_id) if m.startswith("audio 1 failed")],
+            lambda: [m for m in server.messages(job_id) if m.startswith("audio 0 failed")],
             timeout=3 + 0.5 + 4, interval=0.1, what="the hung audio task to be stopped")
     except AssertionError as exc:
         raise AssertionError(f"{exc}: the audio FFmpeg still runs "

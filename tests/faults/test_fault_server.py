@@ -76,7 +76,7 @@ def test_a_node_that_loses_the_server_for_30_s_keeps_rendering_and_reports_later
     messages = server.messages(job_id)
     assert not any("requeued" in m or "failed" in m for m in messages), messages
     assert sorted(m for m in messages if m.endswith(" done")) == [
-        "assemble 2 done", "audio 1 done", "render 0 done"], messages
+        "assemble 2 done", "audio 0 done", "render 1 done"], messages
     assert server.nodes()["node"]["tasks_done"] == 3
     only_export(server, job_id)
     check_video(server.download(job, tmp_path / "out.mp4"), total)
@@ -98,13 +98,13 @@ def test_a_late_report_on_a_lease_that_expired_during_the_outage_is_refused(
     first = server.worker("first", "--patience", "120")
     server.worker("second", "--patience", "120")
     server.wait_nodes("first", "second")
-    server.set_draining("second", True)  # first takes the chunk
+    server.set_draining("second", True)  # first takes the audio, then the chunk
     job_id = server.submit(long_doc(12, shapes=16))
     running = server.wait_rendering(job_id)
     total = running["frames"]["total"]
-    server.set_draining("second", False)  # second takes the audio, then waits
+    server.set_draining("second", False)  # nothing is left for second: it waits
     server.wait_job(job_id, timeout=30,
-                    until=lambda j: "audio 1 done" in server.messages(job_id))
+                    until=lambda j: "audio 0 done" in server.messages(job_id))
     assert server.job(job_id)["frames"]["done"] < total, "the chunk ended too soon"
     assert children(first.pid), "first should be encoding"
     assert server.proc is not None
@@ -141,12 +141,12 @@ def test_a_late_report_on_a_lease_that_expired_during_the_outage_is_refused(
     done = {line["message"]: line["node_id"] for line in logs
             if line["message"].endswith(" done")}
     assert sorted(m for m in messages if m.endswith(" done")) == sorted(done) == [
-        "assemble 2 done", "audio 1 done", "render 0 done"], messages
+        "assemble 2 done", "audio 0 done", "render 1 done"], messages
     # Re-run once, by whichever node claimed it first after the resume: usually 'first'
     # itself (see the report: the requeue does not steer the chunk away from it, and
     # second's claim, parked on a keep-alive connection, is reset when the server resumes).
     rerun_by = {nodes["first"]["id"]: "first", nodes["second"]["id"]: "second"}[
-        done["render 0 done"]]
+        done["render 1 done"]]
     assert nodes["first"]["crashes"] == 1, nodes["first"]
     # The refused report, in first's own log (httpx logs every response).
     refused = [line for line in first.lines if "409 Conflict" in line]
@@ -189,14 +189,14 @@ def test_a_killed_and_restarted_server_finishes_the_job_once(
     logs = server.logs(job_id)
     messages = [line["message"] for line in logs]
     assert sorted(m for m in messages if m.endswith(" done")) == [
-        "assemble 5 done", "audio 4 done", "render 0 done", "render 1 done",
-        "render 2 done", "render 3 done"], messages
+        "assemble 5 done", "audio 0 done", "render 1 done", "render 2 done",
+        "render 3 done", "render 4 done"], messages
     assert not any("requeued" in m or "failed" in m for m in messages), messages
     assert messages.count("job succeeded") == 1, messages
     tasks = server.tasks(job_id)
     assert [(t["kind"], t["state"], t["failures"], t["requeues"]) for t in tasks] == [
-        ("render", "succeeded", 0, 0)] * 4 + [("audio", "succeeded", 0, 0),
-                                               ("assemble", "succeeded", 0, 0)]
+        ("audio", "succeeded", 0, 0)] + [("render", "succeeded", 0, 0)] * 4 + [
+        ("assemble", "succeeded", 0, 0)]
     nodes = server.nodes()
     render_nodes = {line["node_id"] for line in logs
                     if line["message"].startswith("render ") and line["message"].endswith(" done")}

@@ -150,14 +150,16 @@ def _claim(agent: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_cancel_after_a_chunk_charges_the_chunk_and_refunds_the_rest(
         make_farm: Any) -> None:
-    """Two chunks; one node renders chunk 0 (its report driven here by hand), then the
-    render is cancelled: charged for chunk 0's frames, the rest refunded."""
+    """Chunks and the audio mix; one node renders the first chunk (its report driven here
+    by hand) while the other holds the audio, then the render is cancelled: charged for
+    that chunk's frames, the rest refunded."""
     farm = make_farm(min_chunk_seconds=1.0)
     key, tenant_id = tenant_with_credits(farm, "acme", 500)
-    first, _second = farm.agent("first"), farm.agent("second")  # two online: two chunks
+    first, second = farm.agent("first"), farm.agent("second")  # two online: more chunks
     job = farm.submit(key, {"document": simple_doc(3.0)})  # 90 frames, 30 credits
+    assert _claim(second)["kind"] == "audio"  # claimed first; it never reports
     task = _claim(first)
-    assert task["kind"] == "render" and task["idx"] == 0, task
+    assert task["kind"] == "render" and task["idx"] == 1, task
     start, end = task["frames"]
     assert 0 < end - start < 90, task
     route, lease = f"/internal/tasks/{task['task_id']}", task["lease_token"]

@@ -81,7 +81,7 @@ def test_a_render_moves_every_file_through_presigned_urls(
     assert through_api == [], "node files went through the API instead of storage"
     # The chunk and the export are each several MiB: both went up in 5 MiB parts.
     kinds = sorted(k.rsplit("/", 1)[1].split("-")[0] for k, _ in multipart)
-    assert kinds == ["assemble0002", "render0000"], multipart
+    assert kinds == ["assemble0002", "render0001"], multipart
     assert all(size > 5 * MIB for _, size in multipart)
 
     # The download is a redirect to storage; the file there is the whole video.

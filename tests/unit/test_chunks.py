@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from framefarm import chunks, engine
+from framefarm.application.plans import render_plan
 
 # -- split -------------------------------------------------------------------------------------
 
@@ -141,6 +142,24 @@ def test_plan_per_node_overrides_the_two_per_node_of_small_farms() -> None:
     # Still never shorter than the shortest worthwhile chunk.
     assert chunks.plan(150, 30, nodes=8, min_chunk_seconds=2.0,
                        per_node=1) == [(0, 75), (75, 150)]
+
+
+def test_plan_leaves_a_node_to_the_audio_mix_beyond_four_nodes() -> None:
+    # One chunk per node there: the node that mixes the audio (claimed first) gets none.
+    assert chunks.plan(480, 24, nodes=8, min_chunk_seconds=2.0, beside=1) == chunks.split(480, 7)
+    # Two per node up to four: the mix fits beside them without a chunk fewer.
+    assert chunks.plan(480, 24, nodes=4, min_chunk_seconds=2.0, beside=1) == chunks.split(480, 8)
+    assert chunks.plan(480, 24, nodes=1, min_chunk_seconds=2.0, beside=1) == chunks.split(480, 2)
+
+
+def test_a_render_job_mixes_its_audio_first_and_assembles_last() -> None:
+    plan = render_plan([(0, 10), (10, 20)], 20)
+    assert [(p.kind, p.idx, p.frame_start, p.frame_end, p.waiting) for p in plan] == [
+        ("audio", 0, 0, 20, False), ("render", 1, 0, 10, False), ("render", 2, 10, 20, False),
+        ("assemble", 3, 0, 20, True)]
+    # Chunks that bring their own sound (code templates): no audio task.
+    assert [(p.kind, p.idx) for p in render_plan([(0, 20)], 20, audio_task=False)] == [
+        ("render", 0), ("assemble", 1)]
 
 
 def test_a_render_that_names_no_chunks_is_split_in_two_on_two_cores() -> None:

@@ -51,10 +51,19 @@ class Planned:
 
 def render_plan(chunks: Sequence[tuple[int, int]], frames_total: int, *,
                 audio_task: bool = True) -> list[TaskPlan]:
-    """A render job's tasks: one per chunk, the audio mix (unless the chunks bring their
-    own sound: ``audio_task=False``), and the assemble task that waits for them all."""
-    plans = [TaskPlan(TaskKind.RENDER, i, a, b) for i, (a, b) in enumerate(chunks)]
-    if audio_task:
-        plans.append(TaskPlan(TaskKind.AUDIO, len(plans), 0, frames_total))
+    """A render job's tasks: the audio mix (unless the chunks bring their own sound:
+    ``audio_task=False``), one per chunk, and the assemble task that waits for them all."""
+    return job_plan([TaskPlan(TaskKind.RENDER, 0, a, b) for a, b in chunks], frames_total,
+                    audio_task=audio_task)
+
+
+def job_plan(renders: Sequence[TaskPlan], frames_total: int, *,
+             audio_task: bool = True) -> list[TaskPlan]:
+    """``renders`` with the audio mix put first and the assemble task last, numbered in
+    that order. Tasks are claimed in index order, so the mix (a few seconds for a whole
+    video) runs on a node of its own beside the chunks rather than after the last of
+    them, where it would hold the assemble step up (bench/simulate.py --audio-first)."""
+    plans = [TaskPlan(TaskKind.AUDIO, 0, 0, frames_total)] if audio_task else []
+    plans += [dataclasses.replace(p, idx=len(plans) + i) for i, p in enumerate(renders)]
     plans.append(TaskPlan(TaskKind.ASSEMBLE, len(plans), 0, frames_total, waiting=True))
     return plans

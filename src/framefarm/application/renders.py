@@ -203,7 +203,8 @@ class Renders:
                 online_nodes = self.online_nodes()
             plan = render_plan(chunks.plan(tl.total_frames, tl.fps, nodes=online_nodes,
                                            min_chunk_seconds=self.ctx.settings.min_chunk_seconds,
-                                           max_chunks=tl.project.limits.max_chunks),
+                                           max_chunks=tl.project.limits.max_chunks,
+                                           beside=1),  # the audio mix
                                tl.total_frames)
             kind = "render"
         # The output's size prices the job's credits (with its frames and fps) and is

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Connection
 
 from framefarm import chunks
-from framefarm.application.plans import TaskPlan, render_plan
+from framefarm.application.plans import TaskPlan, job_plan
 from framefarm.batch import shared
 from framefarm.db.database import Database
 from framefarm.document.timeline import Timeline
@@ -94,9 +94,7 @@ def plans(timelines: Sequence[Timeline], assets: Mapping[str, str], *, nodes: in
                                     max_chunks=max_chunks):
                 tasks.append(TaskPlan(TaskKind.RENDER, len(tasks), segment.start + a,
                                       segment.start + b))
-        tail = render_plan([], tl.total_frames)  # the audio and the assemble step
-        out.append(tasks + [dataclasses.replace(p, idx=len(tasks) + i)
-                            for i, p in enumerate(tail)])
+        out.append(job_plan(tasks, tl.total_frames))  # with the audio and the assemble
     return Shared(out, found.shared_frames, found.total_frames)
 
 
