@@ -26,14 +26,13 @@ import tempfile
 import threading
 import time
 import zipfile
-from datetime import datetime
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from framefarm.engines.remotion import process, project, sandbox
-from service import _auth, serving
+from service import _auth, print_timeline, serving
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "remotion-card"
 OUT = Path(__file__).resolve().parent / "out"
@@ -100,11 +99,7 @@ def farm_render(base: str, key: str, project_id: str, peaks: dict[str, int],
     if view["state"] != "succeeded":
         raise RuntimeError(f"the farm's render {view['state']}: {view['error']}")
     if timeline:
-        lines = httpx.get(f"{base}/v1/renders/{view['id']}/logs", headers=_auth(key)).json()
-        submitted = datetime.fromisoformat(view["created_at"])
-        for line in lines:
-            at = (datetime.fromisoformat(line["at"]) - submitted).total_seconds()
-            print(f"  {at:7.2f} s  {line['message']}")
+        print_timeline(base, key, view)
     return elapsed
 
 

@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -218,6 +219,16 @@ def render_through_service(base: str, key: str, document: dict[str, Any],
     return elapsed, view
 
 
+def print_timeline(base: str, key: str, view: dict[str, Any]) -> None:
+    """The job's log, each line timed from its submission, with the node that wrote it."""
+    lines = httpx.get(f"{base}/v1/renders/{view['id']}/logs", headers=_auth(key)).json()
+    submitted = datetime.fromisoformat(view["created_at"])
+    for line in lines:
+        at = (datetime.fromisoformat(line["at"]) - submitted).total_seconds()
+        node = (line.get("node_id") or "")[-6:]
+        print(f"  {at:7.2f} s  {node:>6}  {line['message']}")
+
+
 def render_locally(doc_path: Path, out: Path) -> float:
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "framefarm", "render", str(doc_path), "-o", str(out),
@@ -233,6 +244,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--size", default=None)
     parser.add_argument("--quality", default="high")
+    parser.add_argument("--timeline", action="store_true",
+                        help="scaling: print each job's log, timed from its submission")
     parser.add_argument("--pin", action="store_true",
                         help="scaling: pin node i to CPU i (as if on separate machines)")
     parser.add_argument("--repeat", type=int, default=1, help="scaling: runs per node count "
@@ -290,7 +303,10 @@ def main() -> int:
                 for _ in range(args.repeat):
                     with serving(workers=0 if args.pin else count,
                                  pinned=count if args.pin else 0) as (base, key):
-                        runs.append(render_through_service(base, key, document, media)[0])
+                        elapsed, view = render_through_service(base, key, document, media)
+                        runs.append(elapsed)
+                        if args.timeline:
+                            print_timeline(base, key, view)
                 times[count] = statistics.median(runs)
                 print(f"scaling: {count} node(s) {how}: median {times[count]:.1f} s of "
                       f"{', '.join(f'{r:.1f}' for r in runs)}", flush=True)
