@@ -175,14 +175,16 @@ def render_part(
     timeout: float | None = None,
     fmt: str | None = None,
     on_frame: Callable[[int, Array], None] | None = None,
+    lookahead: int | None = None,
 ) -> None:
     """Composite frames [a, b) and encode them, video only, to ``output``.
 
-    ``on_frame(n, pixels)`` sees every composited frame (a node samples previews there)."""
+    ``on_frame(n, pixels)`` sees every composited frame (a node samples previews there);
+    ``lookahead`` caps the encoder's (see ``encode.SIDE_BY_SIDE_LOOKAHEAD``)."""
     start, end = frames
     cmd = encode.part(width=tl.width, height=tl.height, fps=tl.fps, fmt=fmt or tl.output.format,
                       quality=tl.output.quality, frames=end - start, output=output,
-                      threads=threads)
+                      threads=threads, lookahead=lookahead)
     # A small queue lets the next frame be composited while FFmpeg takes the last one.
     frames_q: queue.Queue[bytes | None] = queue.Queue(maxsize=3)
     with runner.Process(cmd, on_frames=on_frames, cancel=cancel, timeout=timeout) as proc:
@@ -353,6 +355,7 @@ def render(
         count, 1 if spec.single_chunk else wanted)]
     workers = min(len(ranges), cores())
     threads = max(1, cores() // workers) if len(ranges) > 1 else None
+    lookahead = encode.SIDE_BY_SIDE_LOOKAHEAD if workers > 1 else None
     cancel = cancel or threading.Event()
     workdir = Path(tempfile.mkdtemp(prefix=f".{output.stem}-", dir=output.parent))
     try:
@@ -367,8 +370,8 @@ def render(
                                         cancel=cancel, timeout=limits.render_timeout))
             for i, (rng, part) in enumerate(zip(ranges, parts, strict=True)):
                 jobs.append(pool.submit(render_part, tl, rng, part, threads=threads,
-                                        on_frames=tracker.part(i), cancel=cancel,
-                                        timeout=limits.render_timeout))
+                                        lookahead=lookahead, on_frames=tracker.part(i),
+                                        cancel=cancel, timeout=limits.render_timeout))
             try:
                 for job in concurrent.futures.as_completed(jobs):
                     job.result()

@@ -74,6 +74,16 @@ def test_video_part_webm_high_at_25_fps() -> None:
     )
 
 
+def test_parts_encoded_side_by_side_cap_x264s_lookahead() -> None:
+    # Two x264 encoders at once (a split local render) keep 20 frames of look-ahead each.
+    capped = encode.video_codec_args("mp4", "high", 30, 1, encode.SIDE_BY_SIDE_LOOKAHEAD)
+    assert capped[-4:] == ("-threads", "1", "-rc-lookahead", "20")
+    assert "-rc-lookahead" not in encode.video_codec_args("mp4", "high", 30, 1)
+    # Lossless keeps its preset's settings; VP9 has no such option.
+    assert "-rc-lookahead" not in encode.video_codec_args("mp4", "lossless", 30, 1, 20)
+    assert "-rc-lookahead" not in encode.video_codec_args("webm", "high", 30, 1, 20)
+
+
 def test_video_part_webm_lossless() -> None:
     args = encode.video_codec_args("webm", "lossless", 30, None)
     assert args == ("-c:v", "libvpx-vp9", "-lossless", "1", "-deadline", "good",
