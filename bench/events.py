@@ -85,11 +85,17 @@ def measure(node_base: str, client_base: str, key: str, token: str,
     with httpx.Client(timeout=30) as http:
         job = http.post(f"{node_base}/v1/renders", headers=auth,
                         json={"document": DOCUMENT}).json()
-        node = http.post(f"{node_base}/internal/nodes/register",
-                         json={"token": token, "name": f"bench-{uuid.uuid4().hex[:6]}"}).json()
-        node_auth = {"Authorization": f"Bearer {node['node_id']}:{node['secret']}"}
-        task = http.post(f"{node_base}/internal/tasks/claim", headers=node_auth).json()
-        assert task["job_id"] == job["id"], task
+        # The audio mix is claimed first and reports no frames: one node holds it, and a
+        # second claims the chunk whose progress is followed.
+        for _ in range(2):
+            node = http.post(f"{node_base}/internal/nodes/register",
+                             json={"token": token,
+                                   "name": f"bench-{uuid.uuid4().hex[:6]}"}).json()
+            node_auth = {"Authorization": f"Bearer {node['node_id']}:{node['secret']}"}
+            task = http.post(f"{node_base}/internal/tasks/claim", headers=node_auth).json()
+            assert task["job_id"] == job["id"], task
+            if task["kind"] == "render":
+                break
         arrivals: queue.Queue[tuple[float, int]] = queue.Queue()
         ready, stop = threading.Event(), threading.Event()
         follower = threading.Thread(target=_follow, daemon=True,
