@@ -1,6 +1,11 @@
 """How a render's wall time falls with more nodes: a simulation from measured costs.
 
-    python bench/simulate.py --fps-per-node 16.5 --audio 3.2 --assemble-per-minute 1.1
+    python bench/simulate.py --fps-per-node 9.4    # the other costs default to those measured
+
+The defaults were measured on one CPU with the 1080p benchmark slideshows (quality high):
+a task's start-up 0.37 s and 9.4 frames a second (``bench/task_startup.py``), the audio
+mix of 2 minutes 6.3 s and the assemble task 0.7 s a minute of video (claim to done, parts
+fetched over loopback), both from ``bench/service.py --only scaling --pin --timeline``.
 
 The farm splits a render into chunks with the same rule as the service
 (``chunks.plan``: chunks of at least ``min_chunk_seconds``, about two per node for few
@@ -60,12 +65,13 @@ def main() -> int:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--fps-per-node", type=float, required=True,
                         help="frames a node renders per second (measured)")
-    parser.add_argument("--startup", type=float, default=1.0,
-                        help="seconds per task before its first frame (measured)")
+    parser.add_argument("--startup", type=float, default=0.37,
+                        help="seconds per task before its first frame (bench/task_startup.py)")
     parser.add_argument("--upload-per-chunk", type=float, default=0.2)
-    parser.add_argument("--audio", type=float, default=3.0, help="audio task seconds")
-    parser.add_argument("--assemble-per-minute", type=float, default=1.0,
-                        help="assemble seconds per minute of video (stream copy)")
+    parser.add_argument("--audio", type=float, default=6.3,
+                        help="audio task seconds (2 minutes of the benchmark's mix)")
+    parser.add_argument("--assemble-per-minute", type=float, default=0.7,
+                        help="assemble task seconds per minute of video (stream copy)")
     parser.add_argument("--min-chunk-seconds", type=float, default=2.0)
     parser.add_argument("--nodes", default="1,2,4,16,64")
     parser.add_argument("--audio-last", action="store_true",
