@@ -62,7 +62,7 @@ def job_plan(renders: Sequence[TaskPlan], frames_total: int, *,
     """``renders`` with the audio mix put first and the assemble task last, numbered in
     that order. Tasks are claimed in index order, so the mix (a few seconds for a whole
     video) runs on a node of its own beside the chunks rather than after the last of
-    them, where it would hold the assemble step up (bench/simulate.py --audio-first)."""
+    them, where it would hold the assemble step up (docs/scaling.md)."""
     plans = [TaskPlan(TaskKind.AUDIO, 0, 0, frames_total)] if audio_task else []
     plans += [dataclasses.replace(p, idx=len(plans) + i) for i, p in enumerate(renders)]
     plans.append(TaskPlan(TaskKind.ASSEMBLE, len(plans), 0, frames_total, waiting=True))
