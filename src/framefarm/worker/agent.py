@@ -26,7 +26,6 @@ import pydantic
 
 from framefarm import engine, errors, formats
 from framefarm.engines.remotion.project import default_cache
-from framefarm.limits import Limits
 from framefarm.protocol import (
     LEASE_HEADER,
     MAX_ERROR_CHARS,
@@ -50,7 +49,7 @@ from framefarm.protocol import (
     UploadUrlRequest,
     UploadUrlResponse,
 )
-from framefarm.worker import cpu
+from framefarm.worker import cpu, document
 from framefarm.worker.code import CodeTasks
 from framefarm.worker.failures import is_permanent
 from framefarm.worker.output import chunks, describe, put
@@ -450,41 +449,10 @@ class Agent:
                                          "task; is it older than this node?")
             return self._assemble(task, task.fps, formats.get(task.options.get("format", "mp4")),
                                   folder)
-        options = {k: v for k, v in task.options.items()
-                   if k in ("quality", "size", "fps", "format")}
-        tl = engine.load_timeline(task.document, base_dir=self._inputs(task, folder),
-                                  limits=_limits(task), **options)
-        fmt = formats.get(tl.output.format)
-        start, end = task.frames
-        if task.kind is TaskKind.SNAPSHOT:
-            ext = task.options.get("snapshot_format", "png")
-            out = folder / ("frame.jpg" if ext == "jpeg" else "frame.png")
-            engine.snapshot(tl, out, frame=start)
-            return out, ext
-        if task.kind is TaskKind.RENDER:
-            out = folder / f"part.{fmt.part_suffix}"
-            progress.watch()
-            try:
-                engine.render_part(tl, (start, end), out, cancel=cancel, threads=self.threads,
-                                   on_frames=progress.set_frames, on_frame=progress.offer,
-                                   timeout=tl.project.limits.render_timeout)
-            finally:
-                progress.unwatch()
-            return out, fmt.part_suffix
-        if task.kind is TaskKind.AUDIO:
-            if fmt.audio_suffix is None:
-                return None, ""
-            out = folder / f"audio.{fmt.audio_suffix}"
-            progress.watch()
-            try:
-                engine.render_audio(tl, out, (start, end), cancel=cancel,
-                                    on_progress=progress.touch)
-            finally:
-                progress.unwatch()
-            return out, fmt.audio_suffix
+        tl = document.load(task, self._inputs(task, folder))
         if task.kind is TaskKind.ASSEMBLE:
-            return self._assemble(task, tl.fps, fmt, folder)
-        raise errors.RenderError(f"unknown task kind {task.kind!r}")
+            return self._assemble(task, tl.fps, formats.get(tl.output.format), folder)
+        return document.run(task, tl, folder, cancel, progress, self.threads)
 
     def _assemble(self, task: ClaimedTask, fps: int, fmt: formats.OutputFormat,
                   folder: Path) -> tuple[Path, str]:
@@ -517,10 +485,3 @@ class Agent:
             engine.assemble_parts(parts, audio, output, fmt=fmt.name, fps=fps, workdir=folder)
         return output, fmt.part_suffix
 
-
-def _limits(task: ClaimedTask) -> Limits | None:
-    """The limits the job was validated with; None (the node's own) if the server sent
-    none. Names this node does not know are left out: the server already checked them."""
-    if task.limits is None:
-        return None
-    return Limits(**{k: v for k, v in task.limits.items() if k in Limits.model_fields})
