@@ -22,6 +22,8 @@ strings or numbers: no bind processing is applied.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -88,6 +90,12 @@ class Reader(Protocol):
         """Every row of ``query`` with these parameters, processed."""
         ...
 
+    async def together(self, *queries: tuple[sa.Select[Any], dict[str, Any]]
+                       ) -> list[list[Row]]:
+        """The rows of each (query, parameters), all read from one snapshot of the
+        database: a commit between them cannot show half of itself."""
+        ...
+
     async def open(self) -> None:
         """Start what the reader keeps (with the application's lifespan)."""
         ...
@@ -142,8 +150,21 @@ class SqliteReader:
         return conn
 
     async def rows(self, query: sa.Select[Any], **values: Any) -> list[Row]:
+        return self._read(self._connection(), query, values)
+
+    async def together(self, *queries: tuple[sa.Select[Any], dict[str, Any]]
+                       ) -> list[list[Row]]:
+        conn = self._connection()
+        conn.execute("BEGIN")  # a WAL read transaction: one snapshot from its first read
+        try:
+            return [self._read(conn, query, values) for query, values in queries]
+        finally:
+            conn.execute("COMMIT")
+
+    def _read(self, conn: sqlite3.Connection, query: sa.Select[Any],
+              values: dict[str, Any]) -> list[Row]:
         statement = self._compiled(query)
-        cursor = self._connection().execute(statement.sql, statement.parameters(values))
+        cursor = conn.execute(statement.sql, statement.parameters(values))
         return statement.rows(lambda: cursor.description, cursor.fetchall())
 
     async def open(self) -> None:
@@ -183,14 +204,33 @@ class PostgresReader:
             await pool.close()
 
     async def rows(self, query: sa.Select[Any], **values: Any) -> list[Row]:
-        statement = self._compiled(query)
-        parameters = statement.parameters(values)
-        if self._pool is not None and self._loop is asyncio.get_running_loop():
-            async with self._pool.connection() as conn:
-                cursor = await conn.execute(statement.sql, parameters)
-                return statement.rows(lambda: cursor.description, await cursor.fetchall())
-        import psycopg
+        return (await self._reads([(query, values)], snapshot=False))[0]
 
-        async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
-            cursor = await conn.execute(statement.sql, parameters)
-            return statement.rows(lambda: cursor.description, await cursor.fetchall())
+    async def together(self, *queries: tuple[sa.Select[Any], dict[str, Any]]
+                       ) -> list[list[Row]]:
+        return await self._reads(list(queries), snapshot=True)
+
+    async def _reads(self, queries: list[tuple[sa.Select[Any], dict[str, Any]]], *,
+                     snapshot: bool) -> list[list[Row]]:
+        async with contextlib.AsyncExitStack() as stack:
+            if self._pool is not None and self._loop is asyncio.get_running_loop():
+                conn = await stack.enter_async_context(self._pool.connection())
+            else:
+                import psycopg
+
+                conn = await stack.enter_async_context(
+                    await psycopg.AsyncConnection.connect(self._dsn, autocommit=True))
+            if snapshot:  # READ COMMITTED would take a new snapshot per statement
+                await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                found = []
+                for query, values in queries:
+                    statement = self._compiled(query)
+                    cursor = await conn.execute(statement.sql, statement.parameters(values))
+                    fetched = await cursor.fetchall()
+                    found.append(statement.rows(
+                        functools.partial(getattr, cursor, "description"), fetched))
+            finally:
+                if snapshot:
+                    await conn.execute("COMMIT")
+            return found

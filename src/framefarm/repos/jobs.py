@@ -141,14 +141,17 @@ def viewed(conn: Connection, job_id: str, tenant_id: str | None = None) -> Viewe
 
 async def keyed(reader: direct.Reader, key: str, job_id: str) -> KeyedJob:
     """The caller of API key ``key`` and, when it is theirs, job ``job_id`` with its
-    parts; two statements (a revoked key is refused from its revocation's commit on)."""
-    found = await reader.rows(_KEYED_VIEW, key_hash=hash_secret(key), job_id=job_id)
+    parts; two statements on one snapshot, so the job's state (made from its tasks) and its
+    export come from the same commits (a revoked key is refused from its revocation's
+    commit on)."""
+    found, tasks = await reader.together(
+        (_KEYED_VIEW, {"key_hash": hash_secret(key), "job_id": job_id}),
+        (_TASK_VIEWS, {"job_id": job_id}))
     if not found:
         return KeyedJob(None)
     caller = Caller(found[0][0], bool(found[0][1]))
     if found[0][2] is None:
         return KeyedJob(caller)
-    tasks = await reader.rows(_TASK_VIEWS, job_id=job_id)
     return KeyedJob(caller, _viewed(found[0][2:], tasks))
 
 
